@@ -53,7 +53,7 @@ enum tenet_family {
  * order with addr[4..15] zero, IPv6 as is. One key shape for both families keeps one table.
  */
 struct tenet_ca_key {
-	__u32 vsid; /* virtual subnet ID, 4096..16777214 */
+	__u32 vsid;  /* virtual subnet ID, 4096..16777214 */
 	__u8 family; /* enum tenet_family */
 	__u8 pad[3];
 	__u8 addr[16];
@@ -73,9 +73,9 @@ enum tenet_record_flags {
  * a live migration is a change of pa (and of LOCAL/ifindex on the hosts involved).
  */
 struct tenet_record {
-	__u8 mac[6];	/* the VM's (or gateway's) MAC in the virtual subnet */
-	__u16 flags;	/* enum tenet_record_flags */
-	__be32 pa;	/* provider address of the host the CA lives on (0 for the gateway) */
+	__u8 mac[6];   /* the VM's (or gateway's) MAC in the virtual subnet */
+	__u16 flags;   /* enum tenet_record_flags */
+	__be32 pa;     /* provider address of the host the CA lives on (0 for the gateway) */
 	__u32 ifindex; /* LOCAL: the host-side VM port to deliver to; else 0 */
 };
 _Static_assert(sizeof(struct tenet_record) == 16, "struct tenet_record is ABI: 16 bytes");
@@ -85,16 +85,17 @@ struct tenet_record_entry {
 	__u8 pad[7];
 	struct tenet_record v[2];
 };
-_Static_assert(sizeof(struct tenet_record_entry) == 40, "struct tenet_record_entry is ABI: 40 bytes");
+_Static_assert(sizeof(struct tenet_record_entry) == 40,
+	       "struct tenet_record_entry is ABI: 40 bytes");
 
 /* A VM network adapter on this host, keyed by the host-side port's ifindex (__u32). */
 struct tenet_port {
 	__u32 vsid;
-	__u32 rdid;		/* routing domain, a number the compiler assigns */
-	__u8 mac[6];		/* the only source MAC the VM may use */
-	__u16 mtu;		/* tenant MTU: underlay MTU - 42 unless policy lowers it */
-	__be32 pa;		/* local provider address used as the outer source */
-	__u32 flags;		/* reserved, 0 */
+	__u32 rdid;  /* routing domain, a number the compiler assigns */
+	__u8 mac[6]; /* the only source MAC the VM may use */
+	__u16 mtu;   /* tenant MTU: underlay MTU - 42 unless policy lowers it */
+	__be32 pa;   /* local provider address used as the outer source */
+	__u32 flags; /* reserved, 0 */
 };
 _Static_assert(sizeof(struct tenet_port) == 24, "struct tenet_port is ABI: 24 bytes");
 
@@ -108,7 +109,7 @@ _Static_assert(sizeof(struct tenet_port_entry) == 56, "struct tenet_port_entry i
 /* A virtual subnet, keyed by VSID (__u32). */
 struct tenet_vsubnet {
 	__u32 rdid;
-	__u8 gw_mac[6];	/* the distributed router's MAC in this subnet */
+	__u8 gw_mac[6]; /* the distributed router's MAC in this subnet */
 	__u16 flags;	/* reserved, 0 */
 };
 _Static_assert(sizeof(struct tenet_vsubnet) == 12, "struct tenet_vsubnet is ABI: 12 bytes");
@@ -146,8 +147,8 @@ enum tenet_route_flags {
 
 /* A customer route: where a prefix of a routing domain goes. */
 struct tenet_route {
-	__u32 vsid;	/* destination virtual subnet */
-	__u32 flags;	/* enum tenet_route_flags */
+	__u32 vsid;	  /* destination virtual subnet */
+	__u32 flags;	  /* enum tenet_route_flags */
 	__u8 nexthop[16]; /* TENET_ROUTE_GATEWAY: CA of the next hop, same family as the key */
 };
 _Static_assert(sizeof(struct tenet_route) == 24, "struct tenet_route is ABI: 24 bytes");
@@ -164,9 +165,9 @@ _Static_assert(sizeof(struct tenet_route_entry) == 56, "struct tenet_route_entry
  * to these, and encapsulation sends from the physical NIC that owns the source PA.
  */
 struct tenet_local_pa {
-	__u32 ifindex;	/* the physical NIC (or VF) that owns the PA */
-	__u8 mac[6];	/* its MAC: the outer source MAC */
-	__u16 mtu;	/* underlay MTU of that NIC */
+	__u32 ifindex; /* the physical NIC (or VF) that owns the PA */
+	__u8 mac[6];   /* its MAC: the outer source MAC */
+	__u16 mtu;     /* underlay MTU of that NIC */
 };
 _Static_assert(sizeof(struct tenet_local_pa) == 12, "struct tenet_local_pa is ABI: 12 bytes");
 
@@ -184,7 +185,7 @@ _Static_assert(sizeof(struct tenet_local_pa_entry) == 28,
  * element update is atomic, so it has no generations.
  */
 struct tenet_underlay_nh {
-	__u8 mac[6];	/* destination MAC of the outer frame */
+	__u8 mac[6]; /* destination MAC of the outer frame */
 	__u8 pad[2];
 };
 _Static_assert(sizeof(struct tenet_underlay_nh) == 8, "struct tenet_underlay_nh is ABI: 8 bytes");
