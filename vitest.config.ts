@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['./test/helpers/global-setup.ts'],
     // Child processes, not worker threads: the native addon switches network namespaces on the
     // calling thread, and fork isolation keeps a misbehaving test from taking others down.
     pool: 'forks',

@@ -1,0 +1,72 @@
+// Reading the datapath's counters: per-CPU maps summed over CPUs at read time. The datapath never
+// resets them; readers compute rates from differences.
+
+import { DropReasonByValue, Maps, type Counter, type PortKey } from '../abi/generated.js';
+import { BpfMap, PerCpuTypedMap, sumPerCpu } from '../bpf/index.js';
+import { join } from 'node:path';
+
+export interface PortTraffic {
+  ifindex: number;
+  direction: 'rx' | 'tx';
+  packets: bigint;
+  bytes: bigint;
+}
+
+export interface DropTotal {
+  reason: string;
+  packets: bigint;
+  bytes: bigint;
+}
+
+function sumCounters(perCpu: readonly Counter[]): Counter {
+  return sumPerCpu(perCpu, ['packets', 'bytes']) as Counter;
+}
+
+/** Typed views of the counter maps pinned under pinRoot. Close them with close(). */
+export class CounterReader {
+  private readonly ports: PerCpuTypedMap<PortKey, Counter>;
+  private readonly drops: PerCpuTypedMap<number, Counter>;
+
+  constructor(pinRoot: string) {
+    this.ports = new PerCpuTypedMap(
+      BpfMap.openPinned(join(pinRoot, Maps.tenet_port_ctrs.name)),
+      Maps.tenet_port_ctrs.key,
+      Maps.tenet_port_ctrs.value,
+    );
+    this.drops = new PerCpuTypedMap(
+      BpfMap.openPinned(join(pinRoot, Maps.tenet_drop_ctrs.name)),
+      Maps.tenet_drop_ctrs.key,
+      Maps.tenet_drop_ctrs.value,
+    );
+  }
+
+  portTraffic(): PortTraffic[] {
+    const out: PortTraffic[] = [];
+    for (const [key, perCpu] of this.ports.entries()) {
+      const c = sumCounters(perCpu);
+      out.push({
+        ifindex: key.ifindex,
+        direction: key.direction === 0 ? 'rx' : 'tx',
+        packets: c.packets,
+        bytes: c.bytes,
+      });
+    }
+    return out.sort((a, b) => a.ifindex - b.ifindex || a.direction.localeCompare(b.direction));
+  }
+
+  /** Non-zero drop counters by reason label. */
+  dropTotals(): DropTotal[] {
+    const out: DropTotal[] = [];
+    for (const [reason, perCpu] of this.drops.entries()) {
+      const c = sumCounters(perCpu);
+      if (c.packets === 0n) continue;
+      out.push({ reason: DropReasonByValue[reason] ?? `unknown_${reason}`, ...c });
+    }
+    return out;
+  }
+
+  close(): void {
+    this.ports.close();
+    this.drops.close();
+  }
+}
