@@ -13,6 +13,7 @@
 #include "lib/ctx.h"
 #include "lib/drop.h"
 #include "lib/parse.h"
+#include "lib/tables.h"
 
 SEC("xdp")
 int tenet_xdp_rx(struct xdp_md *xdp)

@@ -14,13 +14,18 @@
 // (pad, padN) are in the layouts but not in the interfaces, and encoders write them as zeros.
 
 import {
+  BE32,
   U32,
   defineStruct,
+  getArray,
+  getBe32,
   getBytes,
   getU16,
   getU32,
   getU64,
   getU8,
+  putArray,
+  putBe32,
   putBytes,
   putU16,
   putU32,
@@ -97,6 +102,82 @@ export const EventKindByValue: Readonly<Record<number, EventKindName>> = {
   0: 'none',
   1: 'drop',
 };
+
+/** enum tenet_family. */
+export const Family = {
+  ipv4: 4, // TENET_AF_IPV4
+  ipv6: 6, // TENET_AF_IPV6
+} as const;
+export type FamilyName = keyof typeof Family;
+export type Family = (typeof Family)[FamilyName];
+/** Name of each value (the first, where names share a value). */
+export const FamilyByValue: Readonly<Record<number, FamilyName>> = {
+  4: 'ipv4',
+  6: 'ipv6',
+};
+
+/** enum tenet_record_flags. */
+export const RecordFlags = {
+  local: 1, // TENET_RECORD_LOCAL
+  gateway: 2, // TENET_RECORD_GATEWAY
+} as const;
+export type RecordFlagsName = keyof typeof RecordFlags;
+export type RecordFlags = (typeof RecordFlags)[RecordFlagsName];
+/** Name of each value (the first, where names share a value). */
+export const RecordFlagsByValue: Readonly<Record<number, RecordFlagsName>> = {
+  1: 'local',
+  2: 'gateway',
+};
+
+/** enum tenet_route_flags. */
+export const RouteFlags = {
+  onlink: 1, // TENET_ROUTE_ONLINK
+  gateway: 2, // TENET_ROUTE_GATEWAY
+} as const;
+export type RouteFlagsName = keyof typeof RouteFlags;
+export type RouteFlags = (typeof RouteFlags)[RouteFlagsName];
+/** Name of each value (the first, where names share a value). */
+export const RouteFlagsByValue: Readonly<Record<number, RouteFlagsName>> = {
+  1: 'onlink',
+  2: 'gateway',
+};
+
+/** struct tenet_ca_key: 24 bytes. */
+export interface CaKey {
+  /** __u32 at 0 */
+  vsid: number;
+  /** __u8 at 4 */
+  family: number;
+  /** __u8[16] at 8 */
+  addr: Uint8Array;
+}
+
+export const CA_KEY_SIZE = 24;
+
+export const CaKeyLayout = {
+  vsid: { offset: 0, size: 4 },
+  family: { offset: 4, size: 1 },
+  pad: { offset: 5, size: 3 },
+  addr: { offset: 8, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const CaKeyCodec: StructCodec<CaKey> = defineStruct<CaKey>({
+  name: 'tenet_ca_key',
+  size: 24,
+  write(v, o, x) {
+    putU32(v, o, x.vsid, 'tenet_ca_key.vsid');
+    putU8(v, o + 4, x.family, 'tenet_ca_key.family');
+    putZero(v, o + 5, 3);
+    putBytes(v, o + 8, 16, x.addr, 'tenet_ca_key.addr');
+  },
+  read(v, o) {
+    return {
+      vsid: getU32(v, o),
+      family: getU8(v, o + 4),
+      addr: getBytes(v, o + 8, 16),
+    };
+  },
+});
 
 /** struct tenet_counter: 16 bytes. */
 export interface Counter {
@@ -190,6 +271,252 @@ export const EventRecordCodec: StructCodec<EventRecord> = defineStruct<EventReco
   },
 });
 
+/** struct tenet_generation: 4 bytes. */
+export interface Generation {
+  /** __u32 at 0 */
+  active: number;
+}
+
+export const GENERATION_SIZE = 4;
+
+export const GenerationLayout = {
+  active: { offset: 0, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const GenerationCodec: StructCodec<Generation> = defineStruct<Generation>({
+  name: 'tenet_generation',
+  size: 4,
+  write(v, o, x) {
+    putU32(v, o, x.active, 'tenet_generation.active');
+  },
+  read(v, o) {
+    return {
+      active: getU32(v, o),
+    };
+  },
+});
+
+/** struct tenet_local_pa: 12 bytes. */
+export interface LocalPa {
+  /** __u32 at 0 */
+  ifindex: number;
+  /** __u8[6] at 4 */
+  mac: Uint8Array;
+  /** __u16 at 10 */
+  mtu: number;
+}
+
+export const LOCAL_PA_SIZE = 12;
+
+export const LocalPaLayout = {
+  ifindex: { offset: 0, size: 4 },
+  mac: { offset: 4, size: 6 },
+  mtu: { offset: 10, size: 2 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const LocalPaCodec: StructCodec<LocalPa> = defineStruct<LocalPa>({
+  name: 'tenet_local_pa',
+  size: 12,
+  write(v, o, x) {
+    putU32(v, o, x.ifindex, 'tenet_local_pa.ifindex');
+    putBytes(v, o + 4, 6, x.mac, 'tenet_local_pa.mac');
+    putU16(v, o + 10, x.mtu, 'tenet_local_pa.mtu');
+  },
+  read(v, o) {
+    return {
+      ifindex: getU32(v, o),
+      mac: getBytes(v, o + 4, 6),
+      mtu: getU16(v, o + 10),
+    };
+  },
+});
+
+/** struct tenet_local_pa_entry: 28 bytes. */
+export interface LocalPaEntry {
+  /** __u8 at 0 */
+  live: number;
+  /** struct tenet_local_pa[2] at 4 */
+  v: LocalPa[];
+}
+
+export const LOCAL_PA_ENTRY_SIZE = 28;
+
+export const LocalPaEntryLayout = {
+  live: { offset: 0, size: 1 },
+  pad: { offset: 1, size: 3 },
+  v: { offset: 4, size: 24 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const LocalPaEntryCodec: StructCodec<LocalPaEntry> = defineStruct<LocalPaEntry>({
+  name: 'tenet_local_pa_entry',
+  size: 28,
+  write(v, o, x) {
+    putU8(v, o, x.live, 'tenet_local_pa_entry.live');
+    putZero(v, o + 1, 3);
+    putArray(v, o + 4, 2, 12, x.v, 'tenet_local_pa_entry.v', (v, o, x) => LocalPaCodec.write(v, o, x));
+  },
+  read(v, o) {
+    return {
+      live: getU8(v, o),
+      v: getArray(v, o + 4, 2, 12, (v, o) => LocalPaCodec.read(v, o)),
+    };
+  },
+});
+
+/** struct tenet_lookup_record: 16 bytes. */
+export interface LookupRecord {
+  /** __u8[6] at 0 */
+  mac: Uint8Array;
+  /** __u16 at 6 */
+  flags: number;
+  /** __be32 at 8, big-endian in the map */
+  pa: number;
+  /** __u32 at 12 */
+  ifindex: number;
+}
+
+export const LOOKUP_RECORD_SIZE = 16;
+
+export const LookupRecordLayout = {
+  mac: { offset: 0, size: 6 },
+  flags: { offset: 6, size: 2 },
+  pa: { offset: 8, size: 4 },
+  ifindex: { offset: 12, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const LookupRecordCodec: StructCodec<LookupRecord> = defineStruct<LookupRecord>({
+  name: 'tenet_lookup_record',
+  size: 16,
+  write(v, o, x) {
+    putBytes(v, o, 6, x.mac, 'tenet_lookup_record.mac');
+    putU16(v, o + 6, x.flags, 'tenet_lookup_record.flags');
+    putBe32(v, o + 8, x.pa, 'tenet_lookup_record.pa');
+    putU32(v, o + 12, x.ifindex, 'tenet_lookup_record.ifindex');
+  },
+  read(v, o) {
+    return {
+      mac: getBytes(v, o, 6),
+      flags: getU16(v, o + 6),
+      pa: getBe32(v, o + 8),
+      ifindex: getU32(v, o + 12),
+    };
+  },
+});
+
+/** struct tenet_lookup_record_entry: 40 bytes. */
+export interface LookupRecordEntry {
+  /** __u8 at 0 */
+  live: number;
+  /** struct tenet_lookup_record[2] at 8 */
+  v: LookupRecord[];
+}
+
+export const LOOKUP_RECORD_ENTRY_SIZE = 40;
+
+export const LookupRecordEntryLayout = {
+  live: { offset: 0, size: 1 },
+  pad: { offset: 1, size: 7 },
+  v: { offset: 8, size: 32 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const LookupRecordEntryCodec: StructCodec<LookupRecordEntry> = defineStruct<LookupRecordEntry>({
+  name: 'tenet_lookup_record_entry',
+  size: 40,
+  write(v, o, x) {
+    putU8(v, o, x.live, 'tenet_lookup_record_entry.live');
+    putZero(v, o + 1, 7);
+    putArray(v, o + 8, 2, 16, x.v, 'tenet_lookup_record_entry.v', (v, o, x) => LookupRecordCodec.write(v, o, x));
+  },
+  read(v, o) {
+    return {
+      live: getU8(v, o),
+      v: getArray(v, o + 8, 2, 16, (v, o) => LookupRecordCodec.read(v, o)),
+    };
+  },
+});
+
+/** struct tenet_port: 24 bytes. */
+export interface Port {
+  /** __u32 at 0 */
+  vsid: number;
+  /** __u32 at 4 */
+  rdid: number;
+  /** __u8[6] at 8 */
+  mac: Uint8Array;
+  /** __u16 at 14 */
+  mtu: number;
+  /** __be32 at 16, big-endian in the map */
+  pa: number;
+  /** __u32 at 20 */
+  flags: number;
+}
+
+export const PORT_SIZE = 24;
+
+export const PortLayout = {
+  vsid: { offset: 0, size: 4 },
+  rdid: { offset: 4, size: 4 },
+  mac: { offset: 8, size: 6 },
+  mtu: { offset: 14, size: 2 },
+  pa: { offset: 16, size: 4 },
+  flags: { offset: 20, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const PortCodec: StructCodec<Port> = defineStruct<Port>({
+  name: 'tenet_port',
+  size: 24,
+  write(v, o, x) {
+    putU32(v, o, x.vsid, 'tenet_port.vsid');
+    putU32(v, o + 4, x.rdid, 'tenet_port.rdid');
+    putBytes(v, o + 8, 6, x.mac, 'tenet_port.mac');
+    putU16(v, o + 14, x.mtu, 'tenet_port.mtu');
+    putBe32(v, o + 16, x.pa, 'tenet_port.pa');
+    putU32(v, o + 20, x.flags, 'tenet_port.flags');
+  },
+  read(v, o) {
+    return {
+      vsid: getU32(v, o),
+      rdid: getU32(v, o + 4),
+      mac: getBytes(v, o + 8, 6),
+      mtu: getU16(v, o + 14),
+      pa: getBe32(v, o + 16),
+      flags: getU32(v, o + 20),
+    };
+  },
+});
+
+/** struct tenet_port_entry: 56 bytes. */
+export interface PortEntry {
+  /** __u8 at 0 */
+  live: number;
+  /** struct tenet_port[2] at 8 */
+  v: Port[];
+}
+
+export const PORT_ENTRY_SIZE = 56;
+
+export const PortEntryLayout = {
+  live: { offset: 0, size: 1 },
+  pad: { offset: 1, size: 7 },
+  v: { offset: 8, size: 48 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const PortEntryCodec: StructCodec<PortEntry> = defineStruct<PortEntry>({
+  name: 'tenet_port_entry',
+  size: 56,
+  write(v, o, x) {
+    putU8(v, o, x.live, 'tenet_port_entry.live');
+    putZero(v, o + 1, 7);
+    putArray(v, o + 8, 2, 24, x.v, 'tenet_port_entry.v', (v, o, x) => PortCodec.write(v, o, x));
+  },
+  read(v, o) {
+    return {
+      live: getU8(v, o),
+      v: getArray(v, o + 8, 2, 24, (v, o) => PortCodec.read(v, o)),
+    };
+  },
+});
+
 /** struct tenet_port_key: 8 bytes. */
 export interface PortKey {
   /** __u32 at 0 */
@@ -218,6 +545,294 @@ export const PortKeyCodec: StructCodec<PortKey> = defineStruct<PortKey>({
     return {
       ifindex: getU32(v, o),
       direction: getU8(v, o + 4),
+    };
+  },
+});
+
+/** struct tenet_redirect_debug: 16 bytes. */
+export interface RedirectDebug {
+  /** __u32 at 0 */
+  ifindex: number;
+  /** __u32 at 4 */
+  flags: number;
+  /** __u64 at 8 */
+  count: bigint;
+}
+
+export const REDIRECT_DEBUG_SIZE = 16;
+
+export const RedirectDebugLayout = {
+  ifindex: { offset: 0, size: 4 },
+  flags: { offset: 4, size: 4 },
+  count: { offset: 8, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const RedirectDebugCodec: StructCodec<RedirectDebug> = defineStruct<RedirectDebug>({
+  name: 'tenet_redirect_debug',
+  size: 16,
+  write(v, o, x) {
+    putU32(v, o, x.ifindex, 'tenet_redirect_debug.ifindex');
+    putU32(v, o + 4, x.flags, 'tenet_redirect_debug.flags');
+    putU64(v, o + 8, x.count, 'tenet_redirect_debug.count');
+  },
+  read(v, o) {
+    return {
+      ifindex: getU32(v, o),
+      flags: getU32(v, o + 4),
+      count: getU64(v, o + 8),
+    };
+  },
+});
+
+/** struct tenet_route: 24 bytes. */
+export interface Route {
+  /** __u32 at 0 */
+  vsid: number;
+  /** __u32 at 4 */
+  flags: number;
+  /** __u8[16] at 8 */
+  nexthop: Uint8Array;
+}
+
+export const ROUTE_SIZE = 24;
+
+export const RouteLayout = {
+  vsid: { offset: 0, size: 4 },
+  flags: { offset: 4, size: 4 },
+  nexthop: { offset: 8, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const RouteCodec: StructCodec<Route> = defineStruct<Route>({
+  name: 'tenet_route',
+  size: 24,
+  write(v, o, x) {
+    putU32(v, o, x.vsid, 'tenet_route.vsid');
+    putU32(v, o + 4, x.flags, 'tenet_route.flags');
+    putBytes(v, o + 8, 16, x.nexthop, 'tenet_route.nexthop');
+  },
+  read(v, o) {
+    return {
+      vsid: getU32(v, o),
+      flags: getU32(v, o + 4),
+      nexthop: getBytes(v, o + 8, 16),
+    };
+  },
+});
+
+/** struct tenet_route_entry: 56 bytes. */
+export interface RouteEntry {
+  /** __u8 at 0 */
+  live: number;
+  /** struct tenet_route[2] at 8 */
+  v: Route[];
+}
+
+export const ROUTE_ENTRY_SIZE = 56;
+
+export const RouteEntryLayout = {
+  live: { offset: 0, size: 1 },
+  pad: { offset: 1, size: 7 },
+  v: { offset: 8, size: 48 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const RouteEntryCodec: StructCodec<RouteEntry> = defineStruct<RouteEntry>({
+  name: 'tenet_route_entry',
+  size: 56,
+  write(v, o, x) {
+    putU8(v, o, x.live, 'tenet_route_entry.live');
+    putZero(v, o + 1, 7);
+    putArray(v, o + 8, 2, 24, x.v, 'tenet_route_entry.v', (v, o, x) => RouteCodec.write(v, o, x));
+  },
+  read(v, o) {
+    return {
+      live: getU8(v, o),
+      v: getArray(v, o + 8, 2, 24, (v, o) => RouteCodec.read(v, o)),
+    };
+  },
+});
+
+/** struct tenet_route_key: 28 bytes. */
+export interface RouteKey {
+  /** __u32 at 0 */
+  prefixlen: number;
+  /** __u32 at 4 */
+  rdid: number;
+  /** __u8 at 8 */
+  family: number;
+  /** __u8[16] at 12 */
+  addr: Uint8Array;
+}
+
+export const ROUTE_KEY_SIZE = 28;
+
+export const RouteKeyLayout = {
+  prefixlen: { offset: 0, size: 4 },
+  rdid: { offset: 4, size: 4 },
+  family: { offset: 8, size: 1 },
+  pad: { offset: 9, size: 3 },
+  addr: { offset: 12, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const RouteKeyCodec: StructCodec<RouteKey> = defineStruct<RouteKey>({
+  name: 'tenet_route_key',
+  size: 28,
+  write(v, o, x) {
+    putU32(v, o, x.prefixlen, 'tenet_route_key.prefixlen');
+    putU32(v, o + 4, x.rdid, 'tenet_route_key.rdid');
+    putU8(v, o + 8, x.family, 'tenet_route_key.family');
+    putZero(v, o + 9, 3);
+    putBytes(v, o + 12, 16, x.addr, 'tenet_route_key.addr');
+  },
+  read(v, o) {
+    return {
+      prefixlen: getU32(v, o),
+      rdid: getU32(v, o + 4),
+      family: getU8(v, o + 8),
+      addr: getBytes(v, o + 12, 16),
+    };
+  },
+});
+
+/** struct tenet_underlay_nh: 8 bytes. */
+export interface UnderlayNh {
+  /** __u8[6] at 0 */
+  mac: Uint8Array;
+}
+
+export const UNDERLAY_NH_SIZE = 8;
+
+export const UnderlayNhLayout = {
+  mac: { offset: 0, size: 6 },
+  pad: { offset: 6, size: 2 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const UnderlayNhCodec: StructCodec<UnderlayNh> = defineStruct<UnderlayNh>({
+  name: 'tenet_underlay_nh',
+  size: 8,
+  write(v, o, x) {
+    putBytes(v, o, 6, x.mac, 'tenet_underlay_nh.mac');
+    putZero(v, o + 6, 2);
+  },
+  read(v, o) {
+    return {
+      mac: getBytes(v, o, 6),
+    };
+  },
+});
+
+/** struct tenet_vsid_counters: 32 bytes. */
+export interface VsidCounters {
+  /** __u64 at 0 */
+  encap_packets: bigint;
+  /** __u64 at 8 */
+  encap_bytes: bigint;
+  /** __u64 at 16 */
+  decap_packets: bigint;
+  /** __u64 at 24 */
+  decap_bytes: bigint;
+}
+
+export const VSID_COUNTERS_SIZE = 32;
+
+export const VsidCountersLayout = {
+  encap_packets: { offset: 0, size: 8 },
+  encap_bytes: { offset: 8, size: 8 },
+  decap_packets: { offset: 16, size: 8 },
+  decap_bytes: { offset: 24, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const VsidCountersCodec: StructCodec<VsidCounters> = defineStruct<VsidCounters>({
+  name: 'tenet_vsid_counters',
+  size: 32,
+  write(v, o, x) {
+    putU64(v, o, x.encap_packets, 'tenet_vsid_counters.encap_packets');
+    putU64(v, o + 8, x.encap_bytes, 'tenet_vsid_counters.encap_bytes');
+    putU64(v, o + 16, x.decap_packets, 'tenet_vsid_counters.decap_packets');
+    putU64(v, o + 24, x.decap_bytes, 'tenet_vsid_counters.decap_bytes');
+  },
+  read(v, o) {
+    return {
+      encap_packets: getU64(v, o),
+      encap_bytes: getU64(v, o + 8),
+      decap_packets: getU64(v, o + 16),
+      decap_bytes: getU64(v, o + 24),
+    };
+  },
+});
+
+/** struct tenet_vsubnet: 32 bytes. */
+export interface Vsubnet {
+  /** __u32 at 0 */
+  rdid: number;
+  /** __u8[6] at 4 */
+  gw_mac: Uint8Array;
+  /** __u16 at 10 */
+  flags: number;
+  /** __be32 at 12, big-endian in the map */
+  gw_ip4: number;
+  /** __u8[16] at 16 */
+  gw_ip6: Uint8Array;
+}
+
+export const VSUBNET_SIZE = 32;
+
+export const VsubnetLayout = {
+  rdid: { offset: 0, size: 4 },
+  gw_mac: { offset: 4, size: 6 },
+  flags: { offset: 10, size: 2 },
+  gw_ip4: { offset: 12, size: 4 },
+  gw_ip6: { offset: 16, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const VsubnetCodec: StructCodec<Vsubnet> = defineStruct<Vsubnet>({
+  name: 'tenet_vsubnet',
+  size: 32,
+  write(v, o, x) {
+    putU32(v, o, x.rdid, 'tenet_vsubnet.rdid');
+    putBytes(v, o + 4, 6, x.gw_mac, 'tenet_vsubnet.gw_mac');
+    putU16(v, o + 10, x.flags, 'tenet_vsubnet.flags');
+    putBe32(v, o + 12, x.gw_ip4, 'tenet_vsubnet.gw_ip4');
+    putBytes(v, o + 16, 16, x.gw_ip6, 'tenet_vsubnet.gw_ip6');
+  },
+  read(v, o) {
+    return {
+      rdid: getU32(v, o),
+      gw_mac: getBytes(v, o + 4, 6),
+      flags: getU16(v, o + 10),
+      gw_ip4: getBe32(v, o + 12),
+      gw_ip6: getBytes(v, o + 16, 16),
+    };
+  },
+});
+
+/** struct tenet_vsubnet_entry: 68 bytes. */
+export interface VsubnetEntry {
+  /** __u8 at 0 */
+  live: number;
+  /** struct tenet_vsubnet[2] at 4 */
+  v: Vsubnet[];
+}
+
+export const VSUBNET_ENTRY_SIZE = 68;
+
+export const VsubnetEntryLayout = {
+  live: { offset: 0, size: 1 },
+  pad: { offset: 1, size: 3 },
+  v: { offset: 4, size: 64 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const VsubnetEntryCodec: StructCodec<VsubnetEntry> = defineStruct<VsubnetEntry>({
+  name: 'tenet_vsubnet_entry',
+  size: 68,
+  write(v, o, x) {
+    putU8(v, o, x.live, 'tenet_vsubnet_entry.live');
+    putZero(v, o + 1, 3);
+    putArray(v, o + 4, 2, 32, x.v, 'tenet_vsubnet_entry.v', (v, o, x) => VsubnetCodec.write(v, o, x));
+  },
+  read(v, o) {
+    return {
+      live: getU8(v, o),
+      v: getArray(v, o + 4, 2, 32, (v, o) => VsubnetCodec.read(v, o)),
     };
   },
 });
@@ -254,6 +869,36 @@ export const Maps = {
     inner: null,
     objects: ['tenet_tc', 'tenet_xdp'],
   } satisfies MapDescriptor<never, never>,
+  tenet_gen: {
+    name: 'tenet_gen',
+    type: 'array',
+    typeId: 2,
+    keySize: 4,
+    valueSize: 4,
+    maxEntries: 1,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: GenerationCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, Generation>,
+  tenet_local_pas: {
+    name: 'tenet_local_pas',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 28,
+    maxEntries: 64,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: BE32,
+    value: LocalPaEntryCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, LocalPaEntry>,
   tenet_port_ctrs: {
     name: 'tenet_port_ctrs',
     type: 'percpu_hash',
@@ -269,6 +914,111 @@ export const Maps = {
     inner: null,
     objects: ['tenet_tc', 'tenet_xdp'],
   } satisfies MapDescriptor<PortKey, Counter>,
+  tenet_ports: {
+    name: 'tenet_ports',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 56,
+    maxEntries: 1024,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: PortEntryCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, PortEntry>,
+  tenet_records: {
+    name: 'tenet_records',
+    type: 'hash',
+    typeId: 1,
+    keySize: 24,
+    valueSize: 40,
+    maxEntries: 65536,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: CaKeyCodec,
+    value: LookupRecordEntryCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<CaKey, LookupRecordEntry>,
+  tenet_redir_dbg: {
+    name: 'tenet_redir_dbg',
+    type: 'percpu_array',
+    typeId: 6,
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 1,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: U32,
+    value: RedirectDebugCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, RedirectDebug>,
+  tenet_routes: {
+    name: 'tenet_routes',
+    type: 'lpm_trie',
+    typeId: 11,
+    keySize: 28,
+    valueSize: 56,
+    maxEntries: 16384,
+    flags: 1,
+    pinning: 'by_name',
+    perCpu: false,
+    key: RouteKeyCodec,
+    value: RouteEntryCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<RouteKey, RouteEntry>,
+  tenet_underlay: {
+    name: 'tenet_underlay',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 16384,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: BE32,
+    value: UnderlayNhCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, UnderlayNh>,
+  tenet_vsid_ctrs: {
+    name: 'tenet_vsid_ctrs',
+    type: 'percpu_hash',
+    typeId: 5,
+    keySize: 4,
+    valueSize: 32,
+    maxEntries: 4096,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: U32,
+    value: VsidCountersCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, VsidCounters>,
+  tenet_vsubnets: {
+    name: 'tenet_vsubnets',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 68,
+    maxEntries: 4096,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: VsubnetEntryCodec,
+    inner: null,
+    objects: ['tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, VsubnetEntry>,
 } as const;
 export type MapName = keyof typeof Maps;
 
@@ -280,7 +1030,7 @@ export const Objects = {
       tenet_tc_rx: { name: 'tenet_tc_rx', section: 'tc' },
       tenet_tc_tx: { name: 'tenet_tc_tx', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_port_ctrs'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -290,14 +1040,14 @@ export const Objects = {
         default: 0,
       },
     },
-    rodataSize: 25,
+    rodataSize: 40,
   },
   tenet_xdp: {
     file: 'tenet_xdp.o',
     programs: {
       tenet_xdp_rx: { name: 'tenet_xdp_rx', section: 'xdp' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_port_ctrs'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -307,7 +1057,7 @@ export const Objects = {
         default: 0,
       },
     },
-    rodataSize: 25,
+    rodataSize: 40,
   },
 } as const satisfies Record<string, ObjectDescriptor>;
 export type ObjectName = keyof typeof Objects;

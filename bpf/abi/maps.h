@@ -28,4 +28,50 @@
 /* Bytes: a power of two, a multiple of the page size. 2730 drop events of 88 + 8 bytes. */
 #define TENET_EVENTS_RING_BYTES (256 * 1024)
 
+/*
+ * Network virtualization policy (abi/policy.h, lib/tables.h). The policy maps hold two
+ * generations per value; TENET_MAP_GENERATION says which one packets use.
+ */
+
+/* Array, one slot: __u32 0 -> struct tenet_generation. */
+#define TENET_MAP_GENERATION tenet_gen
+
+/* Hash: __u32 ifindex of a host-side VM port -> struct tenet_port_entry. */
+#define TENET_MAP_PORTS tenet_ports
+/* VM network adapters on one host. */
+#define TENET_PORTS_MAX 1024
+
+/* Hash: __u32 VSID -> struct tenet_vsubnet_entry. */
+#define TENET_MAP_VSUBNETS tenet_vsubnets
+/* Virtual subnets one host knows (those of its VMs and the subnets they route to). */
+#define TENET_VSUBNETS_MAX 4096
+
+/* Hash: struct tenet_ca_key -> struct tenet_record_entry. */
+#define TENET_MAP_RECORDS tenet_records
+/* Lookup records: every CA of every virtual subnet the host's VMs can reach, local or remote. */
+#define TENET_RECORDS_MAX 65536
+
+/* LPM trie: struct tenet_route_key -> struct tenet_route_entry. */
+#define TENET_MAP_ROUTES tenet_routes
+/* Customer routes of all routing domains on one host. */
+#define TENET_ROUTES_MAX 16384
+
+/* Hash: __be32 provider address -> struct tenet_local_pa_entry. */
+#define TENET_MAP_LOCAL_PAS tenet_local_pas
+/* Provider addresses of one host: one or a few per physical NIC. */
+#define TENET_LOCAL_PAS_MAX 64
+
+/* Hash: __be32 remote provider address -> struct tenet_underlay_nh (no generations). */
+#define TENET_MAP_UNDERLAY_NH tenet_underlay
+/* Remote hosts one host sends NVGRE to. */
+#define TENET_UNDERLAY_NH_MAX 16384
+
+/* Per-CPU hash: __u32 VSID -> struct tenet_vsid_counters. */
+#define TENET_MAP_VSID_COUNTERS tenet_vsid_ctrs
+/* As many as virtual subnets. */
+#define TENET_VSID_COUNTERS_MAX TENET_VSUBNETS_MAX
+
+/* Per-CPU array, one slot: __u32 0 -> struct tenet_redirect_debug. */
+#define TENET_MAP_REDIRECT_DEBUG tenet_redir_dbg
+
 #endif /* TENET_ABI_MAPS_H */

@@ -72,21 +72,22 @@ enum tenet_record_flags {
  * A lookup record: where customer address (vsid, CA) lives. The whole truth about CA location;
  * a live migration is a change of pa (and of LOCAL/ifindex on the hosts involved).
  */
-struct tenet_record {
+struct tenet_lookup_record {
 	__u8 mac[6];   /* the VM's (or gateway's) MAC in the virtual subnet */
 	__u16 flags;   /* enum tenet_record_flags */
 	__be32 pa;     /* provider address of the host the CA lives on (0 for the gateway) */
 	__u32 ifindex; /* LOCAL: the host-side VM port to deliver to; else 0 */
 };
-_Static_assert(sizeof(struct tenet_record) == 16, "struct tenet_record is ABI: 16 bytes");
+_Static_assert(sizeof(struct tenet_lookup_record) == 16,
+	       "struct tenet_lookup_record is ABI: 16 bytes");
 
-struct tenet_record_entry {
+struct tenet_lookup_record_entry {
 	__u8 live;
 	__u8 pad[7];
-	struct tenet_record v[2];
+	struct tenet_lookup_record v[2];
 };
-_Static_assert(sizeof(struct tenet_record_entry) == 40,
-	       "struct tenet_record_entry is ABI: 40 bytes");
+_Static_assert(sizeof(struct tenet_lookup_record_entry) == 40,
+	       "struct tenet_lookup_record_entry is ABI: 40 bytes");
 
 /* A VM network adapter on this host, keyed by the host-side port's ifindex (__u32). */
 struct tenet_port {
@@ -106,21 +107,28 @@ struct tenet_port_entry {
 };
 _Static_assert(sizeof(struct tenet_port_entry) == 56, "struct tenet_port_entry is ABI: 56 bytes");
 
-/* A virtual subnet, keyed by VSID (__u32). */
+/*
+ * A virtual subnet, keyed by VSID (__u32). The gateway addresses are the distributed router's CAs
+ * in this subnet, one per family (zero: the subnet has no gateway of that family). They are the
+ * source of the ICMP errors the router sends (time exceeded, fragmentation needed, packet too
+ * big); the ARP/ND answers for them come from their lookup records (TENET_RECORD_GATEWAY).
+ */
 struct tenet_vsubnet {
 	__u32 rdid;
-	__u8 gw_mac[6]; /* the distributed router's MAC in this subnet */
-	__u16 flags;	/* reserved, 0 */
+	__u8 gw_mac[6];	 /* the distributed router's MAC in this subnet */
+	__u16 flags;	 /* reserved, 0 */
+	__be32 gw_ip4;	 /* IPv4 gateway CA, or 0 */
+	__u8 gw_ip6[16]; /* IPv6 gateway CA, or all zero */
 };
-_Static_assert(sizeof(struct tenet_vsubnet) == 12, "struct tenet_vsubnet is ABI: 12 bytes");
+_Static_assert(sizeof(struct tenet_vsubnet) == 32, "struct tenet_vsubnet is ABI: 32 bytes");
 
 struct tenet_vsubnet_entry {
 	__u8 live;
 	__u8 pad[3];
 	struct tenet_vsubnet v[2];
 };
-_Static_assert(sizeof(struct tenet_vsubnet_entry) == 28,
-	       "struct tenet_vsubnet_entry is ABI: 28 bytes");
+_Static_assert(sizeof(struct tenet_vsubnet_entry) == 68,
+	       "struct tenet_vsubnet_entry is ABI: 68 bytes");
 
 /*
  * Key of the customer route LPM trie. prefixlen counts bits from rdid on: 64 bits of rdid,
@@ -199,5 +207,18 @@ struct tenet_vsid_counters {
 };
 _Static_assert(sizeof(struct tenet_vsid_counters) == 32,
 	       "struct tenet_vsid_counters is ABI: 32 bytes");
+
+/*
+ * Where the last packet this CPU redirected went: the value of the per-CPU debug slot
+ * TENET_MAP_REDIRECT_DEBUG. Lets a test-run (which reports only the verdict) and an operator check
+ * the target of a redirect.
+ */
+struct tenet_redirect_debug {
+	__u32 ifindex; /* target interface of the last bpf_redirect() */
+	__u32 flags;   /* its flags (0: egress of ifindex; BPF_F_INGRESS) */
+	__u64 count;   /* redirects by this CPU since load */
+};
+_Static_assert(sizeof(struct tenet_redirect_debug) == 16,
+	       "struct tenet_redirect_debug is ABI: 16 bytes");
 
 #endif /* TENET_ABI_POLICY_H */

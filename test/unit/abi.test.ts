@@ -383,7 +383,16 @@ describe('product objects', () => {
       expect([...maps.keys()].sort(), o).toEqual([
         'tenet_drop_ctrs',
         'tenet_events',
+        'tenet_gen',
+        'tenet_local_pas',
         'tenet_port_ctrs',
+        'tenet_ports',
+        'tenet_records',
+        'tenet_redir_dbg',
+        'tenet_routes',
+        'tenet_underlay',
+        'tenet_vsid_ctrs',
+        'tenet_vsubnets',
       ]);
       for (const [name, def] of maps) {
         const d = abi.Maps[name as abi.MapName];

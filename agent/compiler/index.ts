@@ -1,0 +1,2 @@
+export * from './compile.js';
+export * from './tables.js';

@@ -1,0 +1,137 @@
+// The document's shape (zod): types, required fields, unknown fields, and each field's own format
+// (addresses, prefixes, MACs, VSID range, interface names), canonicalised on the way through.
+// Rules that relate fields to each other live in validate.ts and run on a well-shaped document.
+
+import { z } from 'zod';
+import { parseIp, parseMac, parsePrefix, type Parsed } from './addr.js';
+import { IFNAME_MAX, VSID_MAX, VSID_MIN, type PolicyDocument } from './model.js';
+
+/** A string field checked and canonicalised by one of the address parsers. */
+function formatted(parse: (text: string) => Parsed<{ text: string }>) {
+  return z.string().transform((text, ctx) => {
+    const parsed = parse(text);
+    if (parsed.ok) return parsed.value.text;
+    ctx.addIssue(parsed.message);
+    return z.NEVER;
+  });
+}
+
+const ipv4 = formatted((t) => parseIp(t, 4));
+const ipv6 = formatted((t) => parseIp(t, 6));
+const ipAny = formatted((t) => parseIp(t));
+const prefix = formatted(parsePrefix);
+const mac = formatted(parseMac);
+
+function intIn(min: number, max: number, what?: string) {
+  return z
+    .number()
+    .int()
+    .superRefine((n, ctx) => {
+      if (n < min || n > max)
+        ctx.addIssue(`${n} is outside ${min}..${max}${what ? ` (${what})` : ''}`);
+    });
+}
+
+const vsid = intIn(VSID_MIN, VSID_MAX);
+
+/** Names of hosts, routing domains, subnets and ports: they appear in logs, CLI output, metrics. */
+const name = z.string().superRefine((s, ctx) => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(s)) {
+    ctx.addIssue(
+      `${JSON.stringify(s)} is not a valid name (1..63 letters, digits, '_', '.', '-', starting with a letter or digit)`,
+    );
+  }
+});
+
+/** A Linux interface name, as dev_valid_name() accepts it. */
+const ifname = z.string().superRefine((s, ctx) => {
+  if (s.length === 0) ctx.addIssue('an interface name cannot be empty');
+  else if (s.length > IFNAME_MAX) {
+    ctx.addIssue(
+      `${JSON.stringify(s)} is ${s.length} characters; Linux interface names have at most ${IFNAME_MAX}`,
+    );
+  } else if (s === '.' || s === '..' || /[/:\s]/.test(s)) {
+    ctx.addIssue(`${JSON.stringify(s)} is not a valid Linux interface name`);
+  }
+});
+
+const providerAddress = z.strictObject({
+  host: name,
+  address: ipv4,
+  interface: ifname,
+  prefixLength: intIn(1, 32).optional(),
+  underlayNextHop: ipv4.optional(),
+});
+
+const virtualSubnet = z.strictObject({
+  name,
+  vsid,
+  prefixes: z.array(prefix).min(1),
+  gateway: z.strictObject({ ipv4: ipv4.optional(), ipv6: ipv6.optional() }).default({}),
+});
+
+const routingDomain = z.strictObject({
+  name,
+  virtualSubnets: z.array(virtualSubnet).min(1),
+});
+
+const port = z.strictObject({
+  name,
+  host: name,
+  interface: ifname,
+  mac,
+  vsid,
+  addresses: z.array(ipAny).min(1),
+  mtu: intIn(576, 65535).optional(),
+});
+
+const lookupRecord = z.strictObject({
+  vsid,
+  ca: ipAny,
+  mac,
+  pa: ipv4,
+});
+
+const customerRoute = z.strictObject({
+  routingDomain: name,
+  prefix,
+  virtualSubnet: vsid.optional(),
+  nextHop: ipAny.optional(),
+});
+
+export const policySchema = z.strictObject({
+  providerAddresses: z.array(providerAddress).default([]),
+  routingDomains: z.array(routingDomain).default([]),
+  ports: z.array(port).default([]),
+  lookupRecords: z.array(lookupRecord).default([]),
+  customerRoutes: z.array(customerRoute).default([]),
+});
+
+// The schema's output is the model's document type (checked here, at compile time).
+type SchemaOutput = z.output<typeof policySchema>;
+const _shapeMatches: (d: SchemaOutput) => PolicyDocument = (d) => d;
+
+function describeValue(input: unknown): string {
+  if (input === undefined) return 'nothing';
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'object') return 'a mapping';
+  if (typeof input === 'string') return `the string ${JSON.stringify(input)}`;
+  return `${typeof input} ${String(input)}`;
+}
+
+/** Operator-facing wording for zod's built-in issues (custom ones carry their own message). */
+export const policyErrorMap: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      if (issue.expected === 'int') return `${String(issue.input)} is not an integer`;
+      return `expected ${issue.expected === 'object' ? 'a mapping' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`}, got ${describeValue(issue.input)}`;
+    case 'too_small':
+      if (issue.origin === 'array')
+        return `needs at least ${String(issue.minimum)} entr${issue.minimum === 1 ? 'y' : 'ies'}`;
+      return undefined;
+    default:
+      return undefined;
+  }
+};
