@@ -130,7 +130,7 @@ export interface MapCreateOptions {
 export interface LookupBatchOptions {
   /** null/absent: start at the beginning; else the nextBatch of the previous call. */
   inBatch?: Buffer | null;
-  /** Maximum elements to return; > 0. */
+  /** Maximum elements to return; > 0 (values above maxEntries are treated as maxEntries). */
   count: number;
 }
 

@@ -12,9 +12,19 @@ import { BpfError } from './errors.js';
 
 const ADDON_PATH = join('native', 'build', 'Release', 'tenet_native.node');
 
+const BUILD_HINT =
+  'Build it with scripts/setup (or `npm run build:native`), or point TENET_NATIVE_ADDON at it.';
+
 function findAddon(): string {
   const override = process.env.TENET_NATIVE_ADDON;
-  if (override) return override;
+  if (override) {
+    if (!existsSync(override)) {
+      throw new Error(
+        `tenet native addon not found at TENET_NATIVE_ADDON=${override}. ${BUILD_HINT}`,
+      );
+    }
+    return override;
+  }
   const start = dirname(fileURLToPath(import.meta.url));
   for (let dir = start; ; ) {
     const candidate = join(dir, ADDON_PATH);
@@ -24,8 +34,7 @@ function findAddon(): string {
     dir = parent;
   }
   throw new Error(
-    `tenet native addon not found: no ${ADDON_PATH} in ${start} or any parent directory. ` +
-      'Build it with scripts/setup (or `npm run build:native`), or point TENET_NATIVE_ADDON at it.',
+    `tenet native addon not found: no ${ADDON_PATH} in ${start} or any parent directory. ${BUILD_HINT}`,
   );
 }
 

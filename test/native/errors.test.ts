@@ -1,6 +1,8 @@
 // Error paths of the libbpf binding: every failure must surface as a BpfError with the right errno
 // name and operation (or a TypeError for misuse), never as a crash or a silent success.
 
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BatchError,
@@ -17,6 +19,8 @@ import {
 } from '../../agent/bpf/index.js';
 import { describePrivileged } from '../helpers/privilege.js';
 import { fixture, makeBpffsDir, removeBpffsDir } from './fixtures.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Runs fn and returns what it threw (failing the test if it did not throw). */
 function thrown(fn: () => unknown): unknown {
@@ -44,6 +48,21 @@ describe('native binding basics', () => {
   it('reports the libbpf version and possible CPUs', () => {
     expect(libbpfVersion()).toMatch(/^v1\.\d+/);
     expect(numPossibleCpus()).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a missing addon fails with a message saying how to build it', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '-e', "await import('./agent/bpf/native.ts')"],
+      {
+        cwd: REPO,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, TENET_NATIVE_ADDON: '/nonexistent/tenet_native.node' },
+      },
+    );
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/tenet native addon not found.*scripts\/setup/);
   });
 
   it('refuses direct construction of handle classes', () => {
