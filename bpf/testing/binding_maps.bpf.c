@@ -115,7 +115,10 @@ int emit_event(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-/* Overwrites the first byte with 0xaa and bounces the frame, so test-run output differs from input. */
+/*
+ * Overwrites the first byte with 0xaa and bounces the frame, so test-run output differs from
+ * input.
+ */
 SEC("xdp")
 int mark_tx(struct xdp_md *ctx)
 {
