@@ -391,3 +391,26 @@ export declare class RingBuffer {
   unref(): this;
   readonly closed: boolean;
 }
+
+// ---- unix sockets (tenetd's control socket and systemd readiness) -------------------------------
+// Not BPF: two syscalls Node has no API for, kept in the addon so tenetd needs no other native
+// module. Failures follow the error contract above (op 'getsockopt(SO_PEERCRED)', 'sendto', ...).
+
+/** Credentials the kernel recorded for the peer of a connected unix socket (SO_PEERCRED). */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * SO_PEERCRED of a connected unix stream socket, by fd (Node: `socket._handle.fd`). A socket
+ * that is not a unix socket throws code 'ENOPROTOOPT' or 'ENOTSOCK'; a closed fd 'EBADF'.
+ */
+export function peerCredentials(fd: number): PeerCredentials;
+
+/**
+ * Sends `state` (e.g. "READY=1") as one datagram to the unix socket `socketPath` — the value of
+ * $NOTIFY_SOCKET: an absolute path, or '@name' for the abstract namespace (sd_notify(3)).
+ */
+export function sdNotify(socketPath: string, state: string): void;

@@ -74,4 +74,7 @@
 /* Per-CPU array, one slot: __u32 0 -> struct tenet_redirect_debug. */
 #define TENET_MAP_REDIRECT_DEBUG tenet_redir_dbg
 
+/* Per-CPU array, one slot: __u32 0 -> struct tenet_scratch. */
+#define TENET_MAP_SCRATCH tenet_scratch
+
 #endif /* TENET_ABI_MAPS_H */

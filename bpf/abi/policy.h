@@ -221,4 +221,15 @@ struct tenet_redirect_debug {
 _Static_assert(sizeof(struct tenet_redirect_debug) == 16,
 	       "struct tenet_redirect_debug is ABI: 16 bytes");
 
+/*
+ * Per-CPU scratch space of the datapath (TENET_MAP_SCRATCH): buffers too big for the 512-byte BPF
+ * stack, used while building ICMP errors and ND answers. Not read by the agent; in the ABI only
+ * because every map's value type is.
+ */
+struct tenet_scratch {
+	__u8 quote[128]; /* the quoted packet of an ICMP error (TENET_ICMP_QUOTE_MAX) */
+	__u8 frame[128]; /* headers under construction */
+};
+_Static_assert(sizeof(struct tenet_scratch) == 256, "struct tenet_scratch is ABI: 256 bytes");
+
 #endif /* TENET_ABI_POLICY_H */

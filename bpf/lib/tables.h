@@ -144,6 +144,26 @@ struct {
 } TENET_MAP_REDIRECT_DEBUG SEC(".maps");
 
 /*
+ * Scratch buffers. Key: __u32 0. Value: struct tenet_scratch. Written and read by the datapath
+ * only, within one packet (tc and XDP programs do not nest on a CPU), for what does not fit the
+ * 512-byte stack. A per-CPU array of one: no contention, never reallocated.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tenet_scratch);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} TENET_MAP_SCRATCH SEC(".maps");
+
+static __always_inline struct tenet_scratch *tenet_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&TENET_MAP_SCRATCH, &zero);
+}
+
+/*
  * BTF anchors of the policy enums, which travel in fixed-width fields (see lib/btf_anchors.h):
  * read-only globals no code reads, so the agent's ABI module gets Family, RecordFlags and
  * RouteFlags generated.

@@ -15,6 +15,7 @@
 #include "object.h"
 #include "program.h"
 #include "ringbuf.h"
+#include "unix.h"
 
 namespace tenet {
 
@@ -93,6 +94,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("tcQuery", Napi::Function::New<TcQuery>(env, "tcQuery"));
 	exports.Set("tcHookDestroy", Napi::Function::New<TcHookDestroy>(env, "tcHookDestroy"));
 	exports.Set("tcxLinkAttach", Napi::Function::New<TcxLinkAttach>(env, "tcxLinkAttach"));
+	exports.Set("peerCredentials", Napi::Function::New<PeerCredentials>(env, "peerCredentials"));
+	exports.Set("sdNotify", Napi::Function::New<SdNotify>(env, "sdNotify"));
 	return exports;
 }
 

@@ -361,6 +361,7 @@ describe('product objects', () => {
     const expected: Record<string, Record<string, string>> = {
       'tenet_xdp.o': { tenet_xdp_rx: 'xdp' },
       'tenet_tc.o': { tenet_tc_rx: 'tc', tenet_tc_tx: 'tc' },
+      'tenet_port.o': { tenet_port_ingress: 'tc' },
     };
     for (const [obj, progs] of Object.entries(expected)) {
       const funcs = symbolsOf(product(obj)).filter((s) => s.type === 'F');
@@ -377,7 +378,7 @@ describe('product objects', () => {
   });
 
   it('define the expected maps, as the descriptors say', () => {
-    for (const o of ['tenet_xdp.o', 'tenet_tc.o']) {
+    for (const o of ['tenet_xdp.o', 'tenet_tc.o', 'tenet_port.o']) {
       const types = btfOf(product(o));
       const maps = mapsOf(types);
       expect([...maps.keys()].sort(), o).toEqual([
@@ -390,6 +391,7 @@ describe('product objects', () => {
         'tenet_records',
         'tenet_redir_dbg',
         'tenet_routes',
+        'tenet_scratch',
         'tenet_underlay',
         'tenet_vsid_ctrs',
         'tenet_vsubnets',

@@ -1,0 +1,283 @@
+// The desired policy and every change to it. One document, one version number, one change at a
+// time:
+//
+//   build     the request's function makes the next document from the current one (or refuses:
+//             NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION);
+//   validate  parsePolicy on the whole next document: INVALID_ARGUMENT naming every field;
+//   apply     the backend makes the datapath hold it (or refuses and leaves it as it was);
+//   persist   the durable state is replaced atomically; if that fails the previous policy is put
+//             back on the datapath and the call fails;
+//   publish   version + 1, watchers hear about it.
+//
+// A failure at any step leaves the document, the version, the datapath and the state file as
+// they were: a rejected request changes nothing.
+//
+// "Unknown" policy: after the state file was lost or quarantined while the datapath still holds
+// entries, the agent does not know the desired document. It then refuses every partial change
+// and every read with FAILED_PRECONDITION (a CreatePort on top of an assumed-empty document would
+// flush everything else from the datapath) until an Apply sets a whole document.
+
+import { performance } from 'node:perf_hooks';
+import { parsePolicy, PolicyError, type Policy, type PolicyDocument } from '../policy/index.js';
+import {
+  classifyBackendError,
+  type BackendApplyResult,
+  type PolicyBackend,
+  type TableChangeCount,
+} from './backend.js';
+import { diffPolicies, isEmptyDiff, summarizeDiff, type PolicyDiff } from './diff.js';
+import { ApiError, Code, policyRejected, type PathRewrite } from './errors.js';
+
+export interface StoreLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentStoreLogger: StoreLogger = { info() {}, warn() {}, error() {} };
+
+export interface PolicyChange {
+  readonly version: bigint;
+  readonly method: string;
+  readonly diff: PolicyDiff;
+  readonly timeUnixMs: number;
+}
+
+export interface CommitResult {
+  readonly policy: Policy;
+  readonly version: bigint;
+  readonly dryRun: boolean;
+  readonly changed: boolean;
+  readonly diff: PolicyDiff;
+  readonly datapath: readonly TableChangeCount[];
+  readonly warnings: readonly string[];
+}
+
+export interface CommitOptions {
+  readonly dryRun?: boolean;
+  /** Only if the current version is this one (ABORTED otherwise). */
+  readonly expectedVersion?: bigint;
+  /** Name the request's own fields in validation errors. */
+  readonly rewrite?: PathRewrite;
+  /** A whole-document change: allowed while the policy is unknown. */
+  readonly whole?: boolean;
+}
+
+/** The next document from the current one; throws ApiError to refuse. */
+export type Build = (current: PolicyDocument) => unknown;
+
+export interface StoreHooks {
+  /** Durable state: must replace the stored policy atomically or throw. */
+  persist?(policy: Policy, version: bigint): Promise<void>;
+  /** Every backend apply (dry runs included), for metrics. */
+  onReconcile?(seconds: number, ok: boolean, dryRun: boolean): void;
+}
+
+export interface StoreStatus {
+  readonly ready: boolean;
+  readonly known: boolean;
+  readonly version: bigint;
+  readonly lastApplyUnixMs: number;
+  readonly lastReconcileSeconds: number;
+  readonly lastError: string;
+}
+
+export class PolicyStore {
+  private current: Policy | undefined;
+  private versionNo = 0n;
+  private readyFlag = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly watchers = new Set<(change: PolicyChange) => void>();
+  private readyWaiters: (() => void)[] = [];
+  private lastApplyUnixMs = 0;
+  private lastReconcileSeconds = 0;
+  private lastError = '';
+
+  constructor(
+    readonly backend: PolicyBackend,
+    private readonly hooks: StoreHooks = {},
+    private readonly log: StoreLogger = silentStoreLogger,
+  ) {}
+
+  /** The desired policy, or undefined while it is unknown. */
+  get policy(): Policy | undefined {
+    return this.current;
+  }
+
+  get version(): bigint {
+    return this.versionNo;
+  }
+
+  get known(): boolean {
+    return this.current !== undefined;
+  }
+
+  get ready(): boolean {
+    return this.readyFlag;
+  }
+
+  status(): StoreStatus {
+    return {
+      ready: this.readyFlag,
+      known: this.known,
+      version: this.versionNo,
+      lastApplyUnixMs: this.lastApplyUnixMs,
+      lastReconcileSeconds: this.lastReconcileSeconds,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Resolves once the first reconcile has finished. */
+  whenReady(): Promise<void> {
+    if (this.readyFlag) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /**
+   * Startup: adopt the datapath, then reconcile the persisted policy if there is one. Without
+   * one the policy is empty when the datapath holds nothing (a first start) and unknown when it
+   * holds entries (the state was lost): the datapath is then left exactly as found.
+   */
+  async initialize(persisted?: { policy: Policy; version: bigint }): Promise<void> {
+    const { installed } = await this.backend.start();
+    if (persisted !== undefined) {
+      await this.reconcileWith(persisted.policy, false);
+      this.current = persisted.policy;
+      this.versionNo = persisted.version;
+      this.lastApplyUnixMs = Date.now();
+    } else if (!installed) {
+      this.current = parsePolicy({});
+    } else {
+      this.log.warn(
+        {},
+        'no desired policy but the datapath holds entries: keeping them, waiting for a whole-document Apply',
+      );
+    }
+    this.readyFlag = true;
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  watch(listener: (change: PolicyChange) => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
+  }
+
+  /** Reads the current document; FAILED_PRECONDITION while it is unknown. */
+  read(): Policy {
+    this.requireReady();
+    if (this.current === undefined) throw unknownPolicy();
+    return this.current;
+  }
+
+  private requireReady(): void {
+    if (!this.readyFlag) {
+      throw new ApiError(Code.UNAVAILABLE, 'the agent has not finished its first reconcile yet');
+    }
+  }
+
+  /** One change, serialised with every other. */
+  commit(method: string, build: Build, opts: CommitOptions = {}): Promise<CommitResult> {
+    const run = this.queue.then(() => this.commitNow(method, build, opts));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reconcileWith(policy: Policy, dryRun: boolean): Promise<BackendApplyResult> {
+    const start = performance.now();
+    try {
+      const result = await this.backend.apply(policy, { dryRun });
+      this.noteReconcile(start, true, dryRun);
+      return result;
+    } catch (e) {
+      this.noteReconcile(start, false, dryRun);
+      if (!dryRun) this.lastError = e instanceof Error ? e.message : String(e);
+      throw e;
+    }
+  }
+
+  private noteReconcile(start: number, ok: boolean, dryRun: boolean): void {
+    const seconds = (performance.now() - start) / 1000;
+    if (!dryRun) this.lastReconcileSeconds = seconds;
+    this.hooks.onReconcile?.(seconds, ok, dryRun);
+  }
+
+  private async commitNow(
+    method: string,
+    build: Build,
+    opts: CommitOptions,
+  ): Promise<CommitResult> {
+    this.requireReady();
+    const dryRun = opts.dryRun === true;
+    if (this.current === undefined && !opts.whole) throw unknownPolicy();
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== this.versionNo) {
+      throw new ApiError(
+        Code.ABORTED,
+        `expected_version ${opts.expectedVersion} is not the current version ${this.versionNo}`,
+      );
+    }
+    const before = this.current;
+    const next = build(before ?? parsePolicy({}));
+    let policy: Policy;
+    try {
+      policy = parsePolicy(next);
+    } catch (e) {
+      if (e instanceof PolicyError) throw policyRejected(e, opts.rewrite);
+      throw e;
+    }
+    const diff = diffPolicies(before, policy);
+    const changed = before === undefined || !isEmptyDiff(diff);
+
+    let result: BackendApplyResult;
+    try {
+      result = await this.reconcileWith(policy, dryRun);
+    } catch (e) {
+      const err = classifyBackendError(e);
+      this.log.warn({ method, code: Code[err.code], err: err.message }, 'datapath refused the policy');
+      throw err;
+    }
+    if (dryRun) {
+      return { policy, version: this.versionNo, dryRun, changed, diff, datapath: result.tables, warnings: [] };
+    }
+    const version = changed ? this.versionNo + 1n : this.versionNo;
+    if (changed && this.hooks.persist !== undefined) {
+      try {
+        await this.hooks.persist(policy, version);
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        this.log.error({ method, err: message }, 'persisting the policy failed; restoring the previous one');
+        if (before !== undefined) {
+          try {
+            await this.reconcileWith(before, false);
+          } catch (e2) {
+            this.log.error({ err: String(e2) }, 'restoring the previous policy failed');
+          }
+        }
+        throw new ApiError(Code.UNAVAILABLE, `cannot persist the policy: ${message}`);
+      }
+    }
+    this.current = policy;
+    this.versionNo = version;
+    this.lastApplyUnixMs = Date.now();
+    this.lastError = '';
+    for (const w of result.warnings) this.log.warn({ method }, w);
+    if (changed) {
+      this.log.info({ method, version: String(version), diff: summarizeDiff(diff) }, 'policy changed');
+      const change: PolicyChange = { version, method, diff, timeUnixMs: this.lastApplyUnixMs };
+      for (const w of [...this.watchers]) {
+        try {
+          w(change);
+        } catch (e) {
+          this.log.warn({ err: String(e) }, 'a watcher failed');
+        }
+      }
+    }
+    return { policy, version, dryRun, changed, diff, datapath: result.tables, warnings: result.warnings };
+  }
+}
+
+function unknownPolicy(): ApiError {
+  return new ApiError(
+    Code.FAILED_PRECONDITION,
+    'the desired policy is unknown (the state file was lost or quarantined); the datapath keeps what it has until a whole-document Apply',
+  );
+}

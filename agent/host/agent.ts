@@ -1,0 +1,528 @@
+// The host agent core: owns one host's datapath (BPF objects with maps pinned under a pin root,
+// programs attached as pinned links) and makes it carry a policy.
+//
+//   const agent = await HostAgent.start({ hostName: 'hv1', pinRoot: TENET_PIN_ROOT, logger });
+//   await agent.applyPolicy(policy);   // any number of times, serialised
+//   await agent.stop();                // the datapath keeps forwarding
+//
+// start() loads the product objects against the pin root. Maps already pinned there are adopted
+// (after checking they are of this agent's ABI) and links under <pinRoot>/links/ stay as they
+// are: a restarted agent changes nothing until it is given a policy, and then only the
+// difference. Nothing is ever flushed or detached on the way in or out.
+//
+// applyPolicy(policy), one at a time:
+//   1. facts: the host's interfaces (ifindex, MAC, MTU) from the kernel;
+//   2. compile: the policy's tables for this host; a policy naming an interface that does not
+//      exist fails here (CompileError), before anything is touched;
+//   3. underlay: next hops of the remote PAs the records name, resolved and written before any
+//      record that needs them becomes visible;
+//   4. attach the programs to interfaces that need them and do not have them yet. Attaching
+//      before the policy is published means a new port is never without its program while the
+//      maps already call it a port: the program sees an unknown port (and drops) until the flip,
+//      instead of the port's traffic going to the host stack unfiltered;
+//   5. reconcile: stage, flip one generation, settle (agent/reconciler). If it fails before the
+//      flip, nothing became visible, and the attachments made in step 4 are removed again;
+//   6. detach the programs from interfaces that left the policy (a VM migrated away), only now
+//      that the published policy no longer names them; prune underlay entries nobody names.
+// Re-applying the same policy writes nothing and attaches nothing.
+//
+// The agent manages the network namespace it runs in, or another one given as a path (`netns`,
+// for labs and tests): iproute2 runs there through nsenter and the binding's attach calls enter it.
+
+import { join } from 'node:path';
+import { Maps, TENET_PIN_ROOT } from '../abi/generated.js';
+import { BpfMap, type BpfProgram, type XdpMode } from '../bpf/index.js';
+import { compile, type CompiledTables } from '../compiler/index.js';
+import { RecordFlags } from '../compiler/tables.js';
+import { loadObject, type ObjectName } from '../datapath/objects.js';
+import { ipOf, networkOf, numberToIpv4, prefixContains } from '../policy/index.js';
+import type { Policy } from '../policy/index.js';
+import { BpfPolicyTables, type TableOps } from '../reconciler/bpf-tables.js';
+import {
+  planTransaction,
+  readInstalled,
+  reconcile,
+  SettleError,
+  StageError,
+  type ApplyResult,
+  type TransactionPlan,
+} from '../reconciler/index.js';
+import {
+  ATTACHMENTS,
+  Attachments,
+  pinName,
+  type AttachSpec,
+  type AttachmentInfo,
+  type DesiredAttachment,
+} from './attach.js';
+import { commandRunner, type CommandRunner } from './command.js';
+import { readHostInterfaces, type HostInterfaces } from './facts.js';
+import { errFields, silentLogger, type Logger } from './log.js';
+import { checkPinnedMaps, preparePinRoot, type PinnedMapsReport } from './pins.js';
+import {
+  UnderlayResolver,
+  type UnderlayOptions,
+  type UnderlayStatus,
+  type UnderlayTarget,
+} from './underlay.js';
+
+export interface HostAgentOptions {
+  /** This host's name in the policy (providerAddresses[].host, ports[].host). */
+  hostName: string;
+  /** bpffs directory of this datapath instance (default TENET_PIN_ROOT). */
+  pinRoot?: string;
+  /**
+   * Network namespace to manage, as a path (/run/netns/NAME). Absent: the agent's own. Used for
+   * iproute2 (nsenter --net=) and the binding's attach calls.
+   */
+  netns?: string;
+  /** How iproute2 and ping are run (default: commandRunner({ netns })). */
+  runner?: CommandRunner;
+  logger?: Logger;
+  /** The attachment table (default ATTACHMENTS). */
+  attachments?: readonly AttachSpec[];
+  /** XDP attach mode (default 'auto': the driver's XDP where there is one). */
+  xdpMode?: XdpMode;
+  /** tc through tcx links (default true); false forces netlink filters. */
+  preferTcx?: boolean;
+  /** Underlay next-hop resolution knobs. */
+  underlay?: Omit<UnderlayOptions, 'runner' | 'map' | 'logger'>;
+}
+
+export interface ApplyReport {
+  /** What the reconcile did (unchanged: no map was written). */
+  readonly reconcile: ApplyResult;
+  /** Attachments made, upgraded and removed by this apply (pin names `<ifname>:<program>`). */
+  readonly attached: readonly string[];
+  readonly upgraded: readonly string[];
+  readonly detached: readonly string[];
+  readonly underlay: UnderlayStatus;
+  /** Underlay entries deleted because no record names their PA any more. */
+  readonly underlayPruned: number;
+  readonly durationMs: number;
+}
+
+export interface PlanReport {
+  /** The reconciler's plan; plan.changes counts what readers would see change per table. */
+  readonly plan: TransactionPlan;
+  /** Attachments (pin names) that would be made and removed. */
+  readonly attach: readonly string[];
+  readonly detach: readonly string[];
+}
+
+export interface WriteCounters {
+  readonly policy: Readonly<TableOps>;
+  readonly underlay: { readonly writes: number; readonly deletes: number };
+  readonly links: { readonly created: number; readonly updated: number; readonly removed: number };
+}
+
+export interface AgentStatus {
+  readonly hostName: string;
+  readonly pinRoot: string;
+  readonly generation: 0 | 1;
+  readonly attachments: readonly AttachmentInfo[];
+  readonly underlay: UnderlayStatus;
+  readonly writes: WriteCounters;
+  /** Kernel ids of the pinned maps, by name. */
+  readonly mapIds: Readonly<Record<string, number>>;
+  readonly policyApplied: boolean;
+}
+
+/** The remote PAs the compiled records name, with how to reach each. */
+export function underlayTargets(
+  policy: Policy,
+  hostName: string,
+  compiled: CompiledTables,
+  interfaces: HostInterfaces,
+): UnderlayTarget[] {
+  const local = policy.providerAddresses.filter((p) => p.host === hostName);
+  const localPas = new Set([...compiled.localPas.values()].map((r) => r.key));
+  const pas = new Set<number>();
+  for (const { value } of compiled.records.values()) {
+    if (value.pa !== 0 && (value.flags & RecordFlags.local) === 0 && !localPas.has(value.pa))
+      pas.add(value.pa);
+  }
+  const targets: UnderlayTarget[] = [];
+  for (const n of [...pas].sort((a, b) => a - b)) {
+    const pa = numberToIpv4(n);
+    const addr = ipOf(pa);
+    // The local PA whose on-link prefix holds the remote one; else the only local PA.
+    const onLink = local.find((l) => {
+      if (l.prefixLength === undefined) return false;
+      return prefixContains(networkOf(ipOf(l.address), l.prefixLength), addr);
+    });
+    const via = onLink ?? (local.length === 1 ? local[0] : undefined);
+    const dev = via !== undefined && interfaces.has(via.interface) ? via.interface : undefined;
+    const nextHop = onLink === undefined ? via?.underlayNextHop : undefined;
+    targets.push({
+      pa,
+      ...(dev === undefined ? {} : { dev }),
+      ...(nextHop === undefined ? {} : { nextHop }),
+    });
+  }
+  return targets;
+}
+
+export class HostAgent {
+  readonly hostName: string;
+  readonly pinRoot: string;
+  readonly netns: string | undefined;
+  private readonly log: Logger;
+  private readonly runner: CommandRunner;
+  private readonly specs: readonly AttachSpec[];
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  private policyApplied = false;
+
+  private constructor(
+    opts: HostAgentOptions,
+    private readonly programs: ReadonlyMap<string, BpfProgram>,
+    private readonly tables: BpfPolicyTables,
+    private readonly underlay: UnderlayResolver,
+    private readonly links: Attachments,
+    /** What the pin root held when this agent started. */
+    readonly adopted: PinnedMapsReport,
+  ) {
+    this.hostName = opts.hostName;
+    this.pinRoot = opts.pinRoot ?? TENET_PIN_ROOT;
+    this.netns = opts.netns;
+    this.log = opts.logger ?? silentLogger;
+    this.runner =
+      opts.runner ?? commandRunner(opts.netns === undefined ? {} : { netns: opts.netns });
+    this.specs = opts.attachments ?? ATTACHMENTS;
+  }
+
+  /**
+   * Loads (or adopts) the datapath under the pin root and starts following the underlay. Changes
+   * nothing that is already there, except underlay next hops that are out of date.
+   */
+  static async start(opts: HostAgentOptions): Promise<HostAgent> {
+    if (!opts.hostName) throw new TypeError('HostAgent.start: hostName is required');
+    const pinRoot = opts.pinRoot ?? TENET_PIN_ROOT;
+    const log = opts.logger ?? silentLogger;
+    const specs = opts.attachments ?? ATTACHMENTS;
+    const runner =
+      opts.runner ?? commandRunner(opts.netns === undefined ? {} : { netns: opts.netns });
+
+    preparePinRoot(pinRoot);
+    const adopted = checkPinnedMaps(pinRoot);
+    log.info(
+      { pinRoot, adoptedMaps: adopted.adopted.length, newMaps: adopted.absent.length },
+      adopted.adopted.length > 0 ? 'adopting pinned datapath' : 'creating datapath',
+    );
+
+    const programs = new Map<string, BpfProgram>();
+    const closeAll = (): void => {
+      for (const p of programs.values()) p.close();
+    };
+    try {
+      const objectNames = [...new Set(specs.map((s) => s.object))] as ObjectName[];
+      for (const name of objectNames) {
+        const obj = await loadObject(name, pinRoot);
+        try {
+          const have = obj.programNames();
+          for (const spec of specs.filter((s) => s.object === name)) {
+            if (!have.includes(spec.program)) {
+              throw new Error(
+                `attachment table names program ${spec.program}, which object ${name} does not ` +
+                  `have (it has: ${have.join(', ')})`,
+              );
+            }
+            if (!programs.has(spec.program)) programs.set(spec.program, obj.program(spec.program));
+          }
+        } finally {
+          obj.close();
+        }
+      }
+    } catch (e) {
+      closeAll();
+      throw e;
+    }
+
+    let tables: BpfPolicyTables | undefined;
+    let underlay: UnderlayResolver | undefined;
+    try {
+      tables = BpfPolicyTables.openPinned(pinRoot);
+      underlay = new UnderlayResolver({
+        ...opts.underlay,
+        runner,
+        map: BpfMap.openPinned(join(pinRoot, Maps.tenet_underlay.name)),
+        logger: log,
+      });
+      const links = new Attachments({
+        pinRoot,
+        ...(opts.netns === undefined ? {} : { netns: opts.netns }),
+        logger: log,
+        specs,
+        ...(opts.xdpMode === undefined ? {} : { xdpMode: opts.xdpMode }),
+        ...(opts.preferTcx === undefined ? {} : { preferTcx: opts.preferTcx }),
+      });
+      const agent = new HostAgent(opts, programs, tables, underlay, links, adopted);
+      await agent.adoptUnderlay();
+      const found = links.list();
+      log.info(
+        {
+          host: opts.hostName,
+          attachments: found.length,
+          defunct: found.filter((a) => a.kind === 'link' && a.ifindex === 0).length,
+          generation: tables.readGeneration(),
+        },
+        'host agent started',
+      );
+      return agent;
+    } catch (e) {
+      await underlay?.close();
+      tables?.close();
+      closeAll();
+      throw e;
+    }
+  }
+
+  /** Seeds the underlay targets from the records the maps hold, so they are kept fresh. */
+  private async adoptUnderlay(): Promise<void> {
+    const installed = await readInstalled(this.tables);
+    const localPas = new Set([...installed.localPas.values()].map((r) => r.key));
+    const pas = new Set<number>();
+    for (const { entry } of installed.records.values()) {
+      for (const g of [0, 1] as const) {
+        if ((entry.live & (1 << g)) === 0) continue;
+        const v = entry.v[g];
+        if (
+          v !== undefined &&
+          v.pa !== 0 &&
+          (v.flags & RecordFlags.local) === 0 &&
+          !localPas.has(v.pa)
+        ) {
+          pas.add(v.pa);
+        }
+      }
+    }
+    this.underlay.setTargets(
+      [...pas].sort((a, b) => a - b).map((pa) => ({ pa: numberToIpv4(pa) })),
+    );
+    this.underlay.start();
+    if (pas.size > 0) await this.underlay.refresh();
+  }
+
+  private serialise<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(f, f);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Makes the datapath carry `policy` (see the file comment). Serialised; throws on failure. */
+  applyPolicy(policy: Policy): Promise<ApplyReport> {
+    return this.serialise(() => this.doApply(policy));
+  }
+
+  private desiredAttachments(policy: Policy, interfaces: HostInterfaces): DesiredAttachment[] {
+    const byRole = {
+      'pa-nic': policy.providerAddresses
+        .filter((p) => p.host === this.hostName)
+        .map((p) => p.interface),
+      'vm-port': policy.ports.filter((p) => p.host === this.hostName).map((p) => p.interface),
+    };
+    const out: DesiredAttachment[] = [];
+    for (const spec of this.specs) {
+      for (const ifname of [...new Set(byRole[spec.role])].sort()) {
+        const i = interfaces.get(ifname);
+        // compile() has already rejected a policy naming a missing interface.
+        if (i === undefined) throw new Error(`interface ${ifname} vanished`);
+        out.push({
+          spec,
+          ifname,
+          ifindex: i.ifindex,
+          prog: this.programs.get(spec.program) as BpfProgram,
+        });
+      }
+    }
+    return out;
+  }
+
+  private async doApply(policy: Policy): Promise<ApplyReport> {
+    if (this.stopped) throw new Error('HostAgent: applyPolicy after stop()');
+    const started = Date.now();
+    const interfaces = await readHostInterfaces(this.runner);
+    let compiled: CompiledTables;
+    try {
+      compiled = compile(policy, this.hostName, interfaces);
+    } catch (e) {
+      this.log.warn({ host: this.hostName, ...errFields(e) }, 'policy rejected for this host');
+      throw e;
+    }
+    const desired = this.desiredAttachments(policy, interfaces);
+    for (const pa of policy.providerAddresses) {
+      if (pa.host !== this.hostName) continue;
+      const has = interfaces.get(pa.interface)?.addresses.some((a) => a.address === pa.address);
+      if (!has) {
+        this.log.warn(
+          { pa: pa.address, interface: pa.interface },
+          'provider address is not configured on its interface; the host will not answer ARP for it',
+        );
+      }
+    }
+
+    // Next hops first: a record naming a new remote PA must find its MAC when it becomes visible.
+    this.underlay.setTargets(underlayTargets(policy, this.hostName, compiled, interfaces));
+    const underlay = await this.underlay.refresh();
+
+    const links = this.links.ensure(desired);
+    let result: ApplyResult | undefined;
+    let settleError: SettleError | undefined;
+    try {
+      result = await reconcile(this.tables, compiled);
+    } catch (e) {
+      if (e instanceof SettleError) {
+        // The new generation is live; only tidying failed (the next reconcile finishes it). What
+        // follows depends only on what readers see, so it goes on.
+        settleError = e;
+        this.log.warn({ host: this.hostName, ...errFields(e) }, 'policy live, settling failed');
+      } else {
+        if (e instanceof StageError && links.created.length > 0) {
+          // Nothing became visible: take back what this apply attached.
+          try {
+            this.links.remove(links.created);
+          } catch (e2) {
+            this.log.error(errFields(e2), 'removing attachments after a failed stage failed');
+          }
+        }
+        this.log.error({ host: this.hostName, ...errFields(e) }, 'reconcile failed');
+        throw e;
+      }
+    }
+    const keep = new Set(desired.map((d) => pinName(d.ifname, d.spec.program)));
+    const detached = this.links.removeExcept(keep);
+    const underlayPruned = await this.underlay.prune();
+    this.policyApplied = true;
+    if (settleError !== undefined || result === undefined) throw settleError;
+    const report: ApplyReport = {
+      reconcile: result,
+      attached: links.created,
+      upgraded: links.updated,
+      detached,
+      underlay,
+      underlayPruned,
+      durationMs: Date.now() - started,
+    };
+    this.log.info(
+      {
+        host: this.hostName,
+        unchanged: result.unchanged,
+        generation: result.generation,
+        flipped: result.flipped,
+        staged: result.staged,
+        settled: result.settled,
+        deleted: result.deleted,
+        attached: links.created.length,
+        upgraded: links.updated.length,
+        detached: detached.length,
+        underlayUnresolved: underlay.unresolved.length,
+        durationMs: report.durationMs,
+      },
+      result.unchanged && links.created.length === 0 && detached.length === 0
+        ? 'policy unchanged'
+        : 'policy applied',
+    );
+    return report;
+  }
+
+  /**
+   * What applyPolicy(policy) would do, without doing it: the planned table changes and the
+   * attachments it would make and remove. Throws like applyPolicy for a policy this host cannot
+   * carry (CompileError).
+   */
+  plan(policy: Policy): Promise<PlanReport> {
+    return this.serialise(async () => {
+      const interfaces = await readHostInterfaces(this.runner);
+      const compiled = compile(policy, this.hostName, interfaces);
+      const active = await this.tables.readGeneration();
+      const plan = planTransaction(await readInstalled(this.tables), compiled, active);
+      const wanted = this.desiredAttachments(policy, interfaces).map((d) =>
+        pinName(d.ifname, d.spec.program),
+      );
+      const have = new Set(this.links.names());
+      return {
+        plan,
+        attach: wanted.filter((n) => !have.has(n)),
+        detach: [...have].filter((n) => !wanted.includes(n)),
+      };
+    });
+  }
+
+  /** True when the policy maps hold any entry (a datapath with policy was adopted or applied). */
+  async hasInstalledPolicy(): Promise<boolean> {
+    const installed = await readInstalled(this.tables);
+    return Object.values(installed).some((rows) => rows.size > 0);
+  }
+
+  /** Resolves the underlay next hops now (also runs on neighbour changes and periodically). */
+  refreshUnderlay(): Promise<UnderlayStatus> {
+    return this.underlay.refresh({ reroute: true });
+  }
+
+  /** Map and link writes since start. */
+  writes(): WriteCounters {
+    return {
+      policy: { ...this.tables.ops },
+      underlay: { ...this.underlay.ops },
+      links: { ...this.links.ops },
+    };
+  }
+
+  status(): AgentStatus {
+    return {
+      hostName: this.hostName,
+      pinRoot: this.pinRoot,
+      generation: this.tables.readGeneration(),
+      attachments: this.links.list(),
+      underlay: this.underlay.status(),
+      writes: this.writes(),
+      mapIds: mapIds(this.pinRoot),
+      policyApplied: this.policyApplied,
+    };
+  }
+
+  /**
+   * Stops the agent: waits for an apply in flight, stops the underlay monitor and closes every
+   * handle. The datapath keeps running from its pins; a new start() on the pin root adopts it.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.queue.catch(() => undefined);
+    await this.underlay.close();
+    this.tables.close();
+    for (const p of this.programs.values()) p.close();
+    this.log.info({ host: this.hostName }, 'host agent stopped; datapath left running');
+  }
+
+  /**
+   * Removes the datapath from the host: detaches every attachment under links/ and stops. The
+   * pinned maps stay (remove the pin root to drop them). For decommissioning and tests.
+   */
+  async teardown(): Promise<string[]> {
+    await this.queue.catch(() => undefined);
+    const removed = this.links.removeExcept(new Set());
+    await this.stop();
+    return removed;
+  }
+}
+
+/** Kernel ids of the maps pinned under pinRoot, by name. */
+export function mapIds(pinRoot: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const desc of Object.values(Maps)) {
+    if (desc.pinning !== 'by_name') continue;
+    try {
+      const m = BpfMap.openPinned(join(pinRoot, desc.name));
+      try {
+        out[desc.name] = m.info().id;
+      } finally {
+        m.close();
+      }
+    } catch {
+      /* not pinned */
+    }
+  }
+  return out;
+}

@@ -1,0 +1,5 @@
+// The reference model of the datapath (the tests' oracle): tables, FlowID, simulate().
+export * from './checksum.js';
+export * from './flow-hash.js';
+export * from './simulate.js';
+export * from './tables.js';
