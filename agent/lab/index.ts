@@ -4,3 +4,4 @@ export * from './exec.js';
 export * from './lab.js';
 export * from './topology.js';
 export * from './traffic.js';
+export * from './lab-file.js';

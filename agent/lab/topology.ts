@@ -41,6 +41,12 @@ export interface VmSpec {
   portAddrs?: string[];
   routes?: RouteSpec[];
   neighbors?: NeighborSpec[];
+  /**
+   * Turn GRO on for the VM's interface. A veth receives frames that XDP redirects into its peer
+   * only when it runs NAPI, that is with an XDP program or GRO on it; tenet's decapsulation
+   * redirects from XDP on the physical NIC to the VM port, so overlay VMs need it.
+   */
+  gro?: boolean;
 }
 
 export interface HostSpec {
@@ -245,6 +251,7 @@ export async function buildTopology(lab: Lab, spec: TopologySpec): Promise<Topol
           ...(v.mtu ? { mtu: v.mtu } : {}),
         },
       );
+      if (v.gro) await vns.execOk(['ethtool', '-K', ifname, 'gro', 'on']);
       const vm: VmHandle = {
         name: v.name,
         ns: vns,
