@@ -49,6 +49,9 @@ export class TenetClient {
       c = new Ctor(`unix:${this.socketPath}`, credentials.createInsecure(), {
         'grpc.max_receive_message_length': 256 * 1024 * 1024,
         'grpc.max_send_message_length': 256 * 1024 * 1024,
+        // Our own connection, not one shared through grpc-js's global pool: a client made after
+        // the daemon restarted must not reuse a connection to the old one.
+        'grpc.use_local_subchannel_pool': 1,
       });
       this.clients.set(service, c);
     }

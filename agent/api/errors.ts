@@ -66,19 +66,30 @@ export function rewritePath(path: string, rewrite?: PathRewrite): string {
   return path;
 }
 
-/** A PolicyError as INVALID_ARGUMENT naming every field at fault. */
+/**
+ * Problems reported per rejection. A document with a million bad entries has a million problems;
+ * the status travels in HTTP/2 trailers, which must stay small, so the first ones are listed and
+ * the rest counted.
+ */
+export const MAX_REPORTED_ISSUES = 20;
+
+/** A PolicyError as INVALID_ARGUMENT naming the fields at fault. */
 export function policyRejected(
   err: PolicyError | { issues: readonly PolicyIssue[] },
   rewrite?: PathRewrite,
   code: status = status.INVALID_ARGUMENT,
   head = 'policy rejected',
 ): ApiError {
-  const issues = err.issues.map((i) => ({ ...i, path: rewritePath(i.path, rewrite) }));
+  const all = err.issues;
+  const issues = all
+    .slice(0, MAX_REPORTED_ISSUES)
+    .map((i) => ({ ...i, path: rewritePath(i.path, rewrite) }));
   const lines = issues.map((i) => formatIssue(i));
+  if (all.length > issues.length) lines.push(`... and ${all.length - issues.length} more`);
   const message =
-    issues.length === 1
+    all.length === 1
       ? `${head}: ${lines[0]}`
-      : [`${head}: ${issues.length} problems`, ...lines.map((l) => `  ${l}`)].join('\n');
+      : [`${head}: ${all.length} problems`, ...lines.map((l) => `  ${l}`)].join('\n');
   return new ApiError(
     code,
     message,

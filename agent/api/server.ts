@@ -228,8 +228,11 @@ export class ApiServer {
     this.closed = true;
     const net = this.net;
     this.net = undefined;
+    // net.Server.close() calls back only once every connection has ended: stop accepting now,
+    // wait for that after the gRPC servers have drained and the leftovers are destroyed.
+    const netClosed =
+      net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net.close(() => resolve()));
     if (net !== undefined) {
-      await new Promise<void>((resolve) => net.close(() => resolve()));
       try {
         // Only our socket: a newer daemon may have renamed its own over the path meanwhile.
         if (lstatSync(this.opts.socketPath).ino === this.socketIno) unlinkSync(this.opts.socketPath);
@@ -241,6 +244,7 @@ export class ApiServer {
     this.deniedInjector?.drain(0);
     await Promise.all([shutdown(this.grpc, graceMs), shutdown(this.denied, 0)]);
     for (const s of this.sockets) s.destroy();
+    await netClosed;
   }
 }
 

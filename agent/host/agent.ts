@@ -257,7 +257,7 @@ export class HostAgent {
         ...(opts.xdpMode === undefined ? {} : { xdpMode: opts.xdpMode }),
         ...(opts.preferTcx === undefined ? {} : { preferTcx: opts.preferTcx }),
       });
-      const agent = new HostAgent(opts, programs, tables, underlay, links, adopted);
+      const agent = new HostAgent({ ...opts, runner }, programs, tables, underlay, links, adopted);
       await agent.adoptUnderlay();
       const found = links.list();
       log.info(

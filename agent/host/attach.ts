@@ -117,7 +117,7 @@ export interface AttachmentInfo {
   /** Link id (kind 'link'). */
   readonly linkId?: number;
   readonly progId: number;
-  /** 0 when the interface is gone (a defunct link). */
+  /** 0 when the interface is gone (a defunct link), and for netlink filters (not tracked). */
   readonly ifindex: number;
   /** BPF_LINK_TYPE_* (kind 'link'). */
   readonly linkType?: number;
@@ -270,7 +270,17 @@ export class Attachments {
       if (!isBpfError(e, 'EINVAL')) throw e;
     }
     // A program pin: the marker of a netlink tc filter.
-    const prog = BpfProgram.openPinned(path);
+    let prog: BpfProgram;
+    try {
+      prog = BpfProgram.openPinned(path);
+    } catch (e) {
+      if (!isBpfError(e, 'EINVAL')) throw e;
+      this.log.warn(
+        { attachment: name },
+        'links/ holds a pin that is neither a link nor a program',
+      );
+      return undefined;
+    }
     try {
       return { name, ifname, program, kind: 'netlink', progId: prog.info().id, ifindex: 0 };
     } finally {

@@ -322,7 +322,10 @@ export function simulate(
   counters.ports.push({ ifindex: hook.ifindex, direction: 'rx', packets: 1, bytes: f.length });
   let done: Done;
   try {
-    done = hook.kind === 'port-ingress' ? portIngress(f, hook.ifindex, lk, counters) : xdp(f, lk, counters);
+    done =
+      hook.kind === 'port-ingress'
+        ? portIngress(f, hook.ifindex, lk, counters)
+        : xdp(f, lk, counters);
   } catch (e) {
     if (!(e instanceof Done)) throw e;
     done = e;
@@ -420,8 +423,7 @@ function nd(f: Buffer, ifindex: number, lk: Lookups, port: Port, l3: L3, type: n
   if (type === 135 && isZero(l3.src)) return drop('nd_dad');
   if (!isLinkLocal(l3.src)) {
     const src = lk.record(port.vsid, AF_IPV6, l3.src);
-    if (!src || !(src.flags & RECORD_LOCAL) || src.ifindex !== ifindex)
-      return drop('ip_src_spoof');
+    if (!src || !(src.flags & RECORD_LOCAL) || src.ifindex !== ifindex) return drop('ip_src_spoof');
   }
   const rec = lk.record(port.vsid, AF_IPV6, target);
   if (type === 136) {
@@ -674,4 +676,3 @@ export function describeResult(r: SimResult): string {
   const why = r.dropReason ? ` (${r.dropReason})` : '';
   return `${r.verdict}${where}${why}`;
 }
-

@@ -47,11 +47,15 @@ export interface TestApiOptions {
   /** Skip initialize(): the store stays not ready. */
   readonly deferInit?: boolean;
   readonly onRefused?: () => void;
+  /** Default: run/tenetd.sock in a new temp dir. */
+  readonly socketPath?: string;
+  /** Group of the runtime directory and the socket. */
+  readonly socketGid?: number;
 }
 
 export async function startTestApi(opts: TestApiOptions = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'tenet-api-'));
-  const socketPath = join(dir, 'run', 'tenetd.sock');
+  const socketPath = opts.socketPath ?? join(dir, 'run', 'tenetd.sock');
   const tables = new MemoryPolicyTables(opts.memory);
   const logs: TestApi['logs'] = [];
   const log = {
@@ -82,6 +86,7 @@ export async function startTestApi(opts: TestApiOptions = {}): Promise<TestApi> 
     },
     ...(opts.peerCredentials ? { peerCredentials: opts.peerCredentials } : {}),
     ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
+    ...(opts.socketGid !== undefined ? { socketGid: opts.socketGid } : {}),
   });
   await server.listen();
   if (!opts.deferInit) {
@@ -132,8 +137,10 @@ export async function snapshot(client: TenetClient): Promise<unknown> {
 /** The memory tables' contents: to prove a rejected request did not touch the datapath. */
 export function tablesSnapshot(tables: MemoryPolicyTables): unknown {
   const out: Record<string, string[]> = {};
+  const hex = (_k: string, v: unknown): unknown =>
+    v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v;
   for (const t of ['ports', 'vsubnets', 'records', 'routes', 'localPas'] as const) {
-    out[t] = [...tables.rows(t).keys()].sort();
+    out[t] = [...tables.rows(t).entries()].map(([id, row]) => `${id}=${JSON.stringify(row, hex)}`).sort();
   }
-  return { out, generation: tables.activeGeneration, ops: { ...tables.ops } };
+  return { out, generation: tables.activeGeneration };
 }

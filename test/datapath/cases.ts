@@ -19,7 +19,13 @@ import { normalizeCounters, type Datapath, type RunOptions } from './harness.js'
 import { baseTables, type Tables } from './fixture.js';
 
 export type Expect =
-  | { verdict: 'redirect'; ifindex: number; output: () => Buffer; vsid?: Omit<VsidCounterDelta, 'packets'>; txIfindex?: number }
+  | {
+      verdict: 'redirect';
+      ifindex: number;
+      output: () => Buffer;
+      vsid?: Omit<VsidCounterDelta, 'packets'>;
+      txIfindex?: number;
+    }
   | { verdict: 'pass' }
   | { verdict: 'drop'; reason: DropReasonName };
 

@@ -114,7 +114,12 @@ export const remoteRecord = (m: string, where: string): LookupRecord => ({
   pa: pa(where),
   ifindex: 0,
 });
-export const gatewayRecord = (m: string): LookupRecord => ({ mac: mac(m), flags: 2, pa: 0, ifindex: 0 });
+export const gatewayRecord = (m: string): LookupRecord => ({
+  mac: mac(m),
+  flags: 2,
+  pa: 0,
+  ifindex: 0,
+});
 
 export const vm1Port = (over: Partial<Port> = {}): Port => ({
   vsid: BLUE1,
@@ -182,7 +187,8 @@ export function baseTables(): Tables {
   for (const ip of [VM4.ip4, VM4.ip6]) rec(BLUE1, ip, remoteRecord(VM4.mac, PA_B));
   for (const ip of [VM5.ip4, VM5.ip6]) rec(BLUE2, ip, remoteRecord(VM5.mac, PA_B));
   for (const ip of [RED1_VM.ip4, RED1_VM.ip6]) rec(RED1, ip, remoteRecord(RED1_VM.mac, PA_B));
-  for (const ip of [RED2_VM.ip4, RED2_VM.ip6]) rec(RED1, ip, localRecord(RED2_VM.mac, RED2_IFINDEX));
+  for (const ip of [RED2_VM.ip4, RED2_VM.ip6])
+    rec(RED1, ip, localRecord(RED2_VM.mac, RED2_IFINDEX));
   rec(BLUE1, GW1_IP4, gatewayRecord(GW1_MAC));
   rec(BLUE1, GW1_IP6, gatewayRecord(GW1_MAC));
   rec(BLUE2, GW2_IP4, gatewayRecord(GW2_MAC));

@@ -85,7 +85,10 @@ export function useDatapath(): Datapath {
   const loaded = useObjects('tenet_port', 'tenet_xdp');
   const raw = new Map<MapName, BpfMap>();
   let gen: TypedMap<number, { active: number }>;
-  let portCtrs: PerCpuTypedMap<{ ifindex: number; direction: number }, { packets: bigint; bytes: bigint }>;
+  let portCtrs: PerCpuTypedMap<
+    { ifindex: number; direction: number },
+    { packets: bigint; bytes: bigint }
+  >;
   let dropCtrs: PerCpuTypedMap<number, { packets: bigint; bytes: bigint }>;
   let vsidCtrs: PerCpuTypedMap<
     number,
@@ -152,10 +155,18 @@ export function useDatapath(): Datapath {
     const drops = new Map<number, { packets: bigint; bytes: bigint }>();
     for (const [k, v] of dropCtrs.entries()) drops.set(k, sumPerCpu(v, ['packets', 'bytes']));
     const r = redir.get(0) ?? [];
-    return { ports, vsids, drops, redirect: r.map((x) => ({ ifindex: x.ifindex, count: x.count })) };
+    return {
+      ports,
+      vsids,
+      drops,
+      redirect: r.map((x) => ({ ifindex: x.ifindex, count: x.count })),
+    };
   };
 
-  const diff = (a: Snapshot, b: Snapshot): { counters: CounterDeltas; redirectIfindex?: number } => {
+  const diff = (
+    a: Snapshot,
+    b: Snapshot,
+  ): { counters: CounterDeltas; redirectIfindex?: number } => {
     const counters: CounterDeltas = { ports: [], vsids: [], drops: [] };
     const zero = { packets: 0n, bytes: 0n };
     for (const [k, v] of b.ports) {
@@ -262,7 +273,10 @@ export function useDatapath(): Datapath {
 
 /** Counter deltas in one canonical order, so two of them compare with toEqual. */
 export function normalizeCounters(c: CounterDeltas): CounterDeltas {
-  const by = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+  const by =
+    <T>(key: (x: T) => string) =>
+    (a: T, b: T) =>
+      key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
   return {
     ports: [...c.ports].sort(by((x) => `${x.ifindex}/${x.direction}`)),
     vsids: [...c.vsids].sort(by((x) => `${x.vsid}/${x.kind}`)),

@@ -40,12 +40,9 @@ import {
   ZERO_PORT,
   ZERO_RECORD,
   both,
-  caKey,
-  gatewayRecord,
   localRecord,
   mac,
   only,
-  pa,
   remoteRecord,
   routeKey,
   setRecord,
@@ -58,21 +55,58 @@ const PAYLOAD = 'tenet nvgre datapath';
 
 // ---- frames -------------------------------------------------------------------------------------
 
-const udp4 = (o: { dst: string; dmac: string; ttl?: number; tos?: number; df?: boolean; src?: string; smac?: string; sport?: number; dport?: number; payload?: string | number }) =>
+const udp4 = (o: {
+  dst: string;
+  dmac: string;
+  ttl?: number;
+  tos?: number;
+  df?: boolean;
+  src?: string;
+  smac?: string;
+  sport?: number;
+  dport?: number;
+  payload?: string | number;
+}) =>
   packet()
     .eth({ src: o.smac ?? VM1.mac, dst: o.dmac })
-    .ipv4({ src: o.src ?? VM1.ip4, dst: o.dst, ttl: o.ttl ?? 64, tos: o.tos ?? 0, df: o.df ?? true, id: 7 })
+    .ipv4({
+      src: o.src ?? VM1.ip4,
+      dst: o.dst,
+      ttl: o.ttl ?? 64,
+      tos: o.tos ?? 0,
+      df: o.df ?? true,
+      id: 7,
+    })
     .udp({ sport: o.sport ?? 40000, dport: o.dport ?? 5000 })
     .payload(o.payload ?? PAYLOAD);
 
-const tcp6 = (o: { dst: string; dmac: string; hop?: number; tc?: number; src?: string; payload?: string | number }) =>
+const tcp6 = (o: {
+  dst: string;
+  dmac: string;
+  hop?: number;
+  tc?: number;
+  src?: string;
+  payload?: string | number;
+}) =>
   packet()
     .eth({ src: VM1.mac, dst: o.dmac })
-    .ipv6({ src: o.src ?? VM1.ip6, dst: o.dst, hopLimit: o.hop ?? 64, tc: o.tc ?? 0, flowLabel: 0x12345 })
+    .ipv6({
+      src: o.src ?? VM1.ip6,
+      dst: o.dst,
+      hopLimit: o.hop ?? 64,
+      tc: o.tc ?? 0,
+      flowLabel: 0x12345,
+    })
     .tcp({ sport: 40001, dport: 443, seq: 1000, ack: 2000, flags: 'PA' })
     .payload(o.payload ?? PAYLOAD);
 
-const arp = (o: { op?: 'request' | 'reply'; sha?: string; spa?: string; tpa: string; smac?: string }) =>
+const arp = (o: {
+  op?: 'request' | 'reply';
+  sha?: string;
+  spa?: string;
+  tpa: string;
+  smac?: string;
+}) =>
   packet()
     .eth({ src: o.smac ?? VM1.mac, dst: 'ff:ff:ff:ff:ff:ff' })
     .arp({ op: o.op ?? 'request', sha: o.sha ?? VM1.mac, spa: o.spa ?? VM1.ip4, tpa: o.tpa });
@@ -88,11 +122,23 @@ const na = (o: { target: string; tmac: string; to: string; router?: boolean }) =
   packet()
     .eth({ src: o.tmac, dst: VM1.mac })
     .ipv6({ src: o.target, dst: o.to, hopLimit: 255 })
-    .ndAdvert({ target: o.target, tll: o.tmac, router: o.router ?? false, solicited: true, override: true })
+    .ndAdvert({
+      target: o.target,
+      tll: o.tmac,
+      router: o.router ?? false,
+      solicited: true,
+      override: true,
+    })
     .build();
 
 /** Outer headers of an NVGRE frame from host A to `to` (builder: lengths and checksums). */
-const outer = (o: { to?: string; nh?: string; tos: number; vsid: number; fid: number }): PacketBuilder =>
+const outer = (o: {
+  to?: string;
+  nh?: string;
+  tos: number;
+  vsid: number;
+  fid: number;
+}): PacketBuilder =>
   packet()
     .eth({ src: NIC_MAC, dst: o.nh ?? NH_B_MAC })
     .ipv4({ src: PA_A, dst: o.to ?? PA_B, tos: o.tos, id: 0, df: true, ttl: 64 })
@@ -102,7 +148,8 @@ const fid = (src: string, dst: string, sport: number, dport: number, proto: numb
   flowId(ipToBytes(src), ipToBytes(dst), sport, dport, proto);
 
 /** The first min(len, 128) & ~3 bytes of the IP packet in frame (after 14 bytes of Ethernet). */
-const quote = (frame: Buffer): Buffer => frame.subarray(14, 14 + (Math.min(frame.length - 14, 128) & ~3));
+const quote = (frame: Buffer): Buffer =>
+  frame.subarray(14, 14 + (Math.min(frame.length - 14, 128) & ~3));
 
 // ---- cases --------------------------------------------------------------------------------------
 
@@ -110,12 +157,20 @@ const deliver: Case[] = [
   {
     name: 'ipv4 same subnet, local VM: host-local delivery, untouched',
     input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac }).build(),
-    expect: { verdict: 'redirect', ifindex: VM2_IFINDEX, output: () => udp4({ dst: VM2.ip4, dmac: VM2.mac }).build() },
+    expect: {
+      verdict: 'redirect',
+      ifindex: VM2_IFINDEX,
+      output: () => udp4({ dst: VM2.ip4, dmac: VM2.mac }).build(),
+    },
   },
   {
     name: 'ipv6 same subnet, local VM: host-local delivery, untouched',
     input: () => tcp6({ dst: VM2.ip6, dmac: VM2.mac }).build(),
-    expect: { verdict: 'redirect', ifindex: VM2_IFINDEX, output: () => tcp6({ dst: VM2.ip6, dmac: VM2.mac }).build() },
+    expect: {
+      verdict: 'redirect',
+      ifindex: VM2_IFINDEX,
+      output: () => tcp6({ dst: VM2.ip6, dmac: VM2.mac }).build(),
+    },
   },
   {
     name: 'ipv4 same subnet, remote VM: NVGRE to host B',
@@ -127,7 +182,11 @@ const deliver: Case[] = [
         outer({ tos: 0, vsid: BLUE1, fid: fid(VM1.ip4, VM4.ip4, 40000, 5000, 17) })
           .payload(udp4({ dst: VM4.ip4, dmac: VM4.mac }).build())
           .build(),
-      vsid: { vsid: BLUE1, kind: 'encap', bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length },
+      vsid: {
+        vsid: BLUE1,
+        kind: 'encap',
+        bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length,
+      },
     },
   },
   {
@@ -140,7 +199,11 @@ const deliver: Case[] = [
         outer({ tos: 0xb9, vsid: BLUE1, fid: fid(VM1.ip4, VM4.ip4, 40000, 5000, 17) })
           .payload(udp4({ dst: VM4.ip4, dmac: VM4.mac, tos: 0xb9 }).build())
           .build(),
-      vsid: { vsid: BLUE1, kind: 'encap', bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length },
+      vsid: {
+        vsid: BLUE1,
+        kind: 'encap',
+        bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length,
+      },
     },
   },
   {
@@ -153,7 +216,11 @@ const deliver: Case[] = [
         outer({ tos: 0xba, vsid: BLUE1, fid: fid(VM1.ip6, VM4.ip6, 40001, 443, 6) })
           .payload(tcp6({ dst: VM4.ip6, dmac: VM4.mac, tc: 0xbb }).build())
           .build(),
-      vsid: { vsid: BLUE1, kind: 'encap', bytes: tcp6({ dst: VM4.ip6, dmac: VM4.mac }).build().length },
+      vsid: {
+        vsid: BLUE1,
+        kind: 'encap',
+        bytes: tcp6({ dst: VM4.ip6, dmac: VM4.mac }).build().length,
+      },
     },
   },
   {
@@ -166,10 +233,16 @@ const deliver: Case[] = [
         outer({ tos: 0, vsid: BLUE1, fid: fid(VM1.ip4, VM4.ip4, 40002, 5000, 17) })
           .payload(udp4({ dst: VM4.ip4, dmac: VM4.mac, sport: 40002 }).build())
           .build(),
-      vsid: { vsid: BLUE1, kind: 'encap', bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length },
+      vsid: {
+        vsid: BLUE1,
+        kind: 'encap',
+        bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length,
+      },
     },
     check: () =>
-      expect(fid(VM1.ip4, VM4.ip4, 40002, 5000, 17)).not.toBe(fid(VM1.ip4, VM4.ip4, 40000, 5000, 17)),
+      expect(fid(VM1.ip4, VM4.ip4, 40002, 5000, 17)).not.toBe(
+        fid(VM1.ip4, VM4.ip4, 40000, 5000, 17),
+      ),
   },
   {
     name: 'ipv4 routed to the other subnet, local VM: TTL - 1, MACs rewritten, delivered',
@@ -197,7 +270,11 @@ const deliver: Case[] = [
               .build(),
           )
           .build(),
-      vsid: { vsid: BLUE2, kind: 'encap', bytes: tcp6({ dst: VM5.ip6, dmac: GW1_MAC }).build().length },
+      vsid: {
+        vsid: BLUE2,
+        kind: 'encap',
+        bytes: tcp6({ dst: VM5.ip6, dmac: GW1_MAC }).build().length,
+      },
     },
   },
   {
@@ -210,20 +287,28 @@ const deliver: Case[] = [
         outer({ tos: 0, vsid: BLUE2, fid: fid(VM1.ip4, '198.18.30.7', 40000, 5000, 17) })
           .payload(udp4({ dst: '198.18.30.7', dmac: VM5.mac, smac: GW2_MAC, ttl: 63 }).build())
           .build(),
-      vsid: { vsid: BLUE2, kind: 'encap', bytes: udp4({ dst: '198.18.30.7', dmac: GW1_MAC }).build().length },
+      vsid: {
+        vsid: BLUE2,
+        kind: 'encap',
+        bytes: udp4({ dst: '198.18.30.7', dmac: GW1_MAC }).build().length,
+      },
     },
   },
   {
     name: 'tenant isolation: a red VM with blue addresses reaches red, not blue',
     tables: (t) => {
-      t.ports.set(PORT_IFINDEX, both(vm1Port({ vsid: RED1, rdid: RED_RD, mac: mac('02:00:00:00:06:09') })));
+      t.ports.set(
+        PORT_IFINDEX,
+        both(vm1Port({ vsid: RED1, rdid: RED_RD, mac: mac('02:00:00:00:06:09') })),
+      );
       setRecord(t, RED1, VM1.ip4, both(localRecord('02:00:00:00:06:09', PORT_IFINDEX)));
     },
     input: () => udp4({ dst: RED2_VM.ip4, dmac: RED2_VM.mac, smac: '02:00:00:00:06:09' }).build(),
     expect: {
       verdict: 'redirect',
       ifindex: RED2_IFINDEX,
-      output: () => udp4({ dst: RED2_VM.ip4, dmac: RED2_VM.mac, smac: '02:00:00:00:06:09' }).build(),
+      output: () =>
+        udp4({ dst: RED2_VM.ip4, dmac: RED2_VM.mac, smac: '02:00:00:00:06:09' }).build(),
     },
   },
 ];
@@ -259,7 +344,11 @@ const answers: Case[] = [
   {
     name: 'NS for a local VM: neighbour advertisement built in place',
     input: () => ns({ target: VM2.ip6 }).build(),
-    expect: { verdict: 'redirect', ifindex: PORT_IFINDEX, output: () => na({ target: VM2.ip6, tmac: VM2.mac, to: VM1.ip6 }) },
+    expect: {
+      verdict: 'redirect',
+      ifindex: PORT_IFINDEX,
+      output: () => na({ target: VM2.ip6, tmac: VM2.mac, to: VM1.ip6 }),
+    },
   },
   {
     name: 'NS for the gateway from a link-local source without SLLA: NA with the router flag',
@@ -373,7 +462,10 @@ const gso: Case[] = [
 const vm4Moved = (g: 0 | 1) => (t: Parameters<NonNullable<Case['tables']>>[0]) =>
   setRecord(t, BLUE1, VM4.ip4, {
     live: 3,
-    v: g === 0 ? [remoteRecord(VM4.mac, PA_B), remoteRecord(VM4.mac, PA_C)] : [remoteRecord(VM4.mac, PA_B), remoteRecord(VM4.mac, PA_C)],
+    v:
+      g === 0
+        ? [remoteRecord(VM4.mac, PA_B), remoteRecord(VM4.mac, PA_C)]
+        : [remoteRecord(VM4.mac, PA_B), remoteRecord(VM4.mac, PA_C)],
   });
 
 const generations: Case[] = [
@@ -396,7 +488,11 @@ const generations: Case[] = [
         outer({ tos: 0, vsid: BLUE1, fid: fid(VM1.ip4, VM4.ip4, 40000, 5000, 17) })
           .payload(udp4({ dst: VM4.ip4, dmac: VM4.mac }).build())
           .build(),
-      vsid: { vsid: BLUE1, kind: 'encap', bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length },
+      vsid: {
+        vsid: BLUE1,
+        kind: 'encap',
+        bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length,
+      },
     },
   },
   {
@@ -411,7 +507,11 @@ const generations: Case[] = [
         outer({ tos: 0, vsid: BLUE1, fid: fid(VM1.ip4, VM4.ip4, 40000, 5000, 17) })
           .payload(udp4({ dst: VM4.ip4, dmac: VM4.mac }).build())
           .build(),
-      vsid: { vsid: BLUE1, kind: 'encap', bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length },
+      vsid: {
+        vsid: BLUE1,
+        kind: 'encap',
+        bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length,
+      },
     },
   },
   {
@@ -423,10 +523,20 @@ const generations: Case[] = [
       verdict: 'redirect',
       ifindex: NIC_IFINDEX,
       output: () =>
-        outer({ to: PA_C, nh: NH_C_MAC, tos: 0, vsid: BLUE1, fid: fid(VM1.ip4, VM4.ip4, 40000, 5000, 17) })
+        outer({
+          to: PA_C,
+          nh: NH_C_MAC,
+          tos: 0,
+          vsid: BLUE1,
+          fid: fid(VM1.ip4, VM4.ip4, 40000, 5000, 17),
+        })
           .payload(udp4({ dst: VM4.ip4, dmac: VM4.mac }).build())
           .build(),
-      vsid: { vsid: BLUE1, kind: 'encap', bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length },
+      vsid: {
+        vsid: BLUE1,
+        kind: 'encap',
+        bytes: udp4({ dst: VM4.ip4, dmac: VM4.mac }).build().length,
+      },
     },
   },
   {
@@ -449,7 +559,12 @@ const generations: Case[] = [
 ];
 
 const drops: Case[] = [
-  { name: 'no port entry for the interface', tables: (t) => t.ports.clear(), input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac }).build(), expect: { verdict: 'drop', reason: 'port_unknown' } },
+  {
+    name: 'no port entry for the interface',
+    tables: (t) => t.ports.clear(),
+    input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac }).build(),
+    expect: { verdict: 'drop', reason: 'port_unknown' },
+  },
   {
     name: 'malformed IPv4 (IHL 4)',
     input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac }).build().fill(0x44, 14, 15),
@@ -457,16 +572,35 @@ const drops: Case[] = [
   },
   {
     name: 'VLAN-tagged frame from a VM',
-    input: () => packet().eth({ src: VM1.mac, dst: VM2.mac }).vlan({ vid: 10 }).ipv4({ src: VM1.ip4, dst: VM2.ip4 }).udp({ sport: 1, dport: 2 }).build(),
+    input: () =>
+      packet()
+        .eth({ src: VM1.mac, dst: VM2.mac })
+        .vlan({ vid: 10 })
+        .ipv4({ src: VM1.ip4, dst: VM2.ip4 })
+        .udp({ sport: 1, dport: 2 })
+        .build(),
     expect: { verdict: 'drop', reason: 'port_vlan_tagged' },
   },
-  { name: 'source MAC not the port\'s', input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac, smac: '02:00:00:00:0b:ad' }).build(), expect: { verdict: 'drop', reason: 'port_src_mac_spoof' } },
+  {
+    name: "source MAC not the port's",
+    input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac, smac: '02:00:00:00:0b:ad' }).build(),
+    expect: { verdict: 'drop', reason: 'port_src_mac_spoof' },
+  },
   {
     name: 'EtherType neither ARP nor IP (LLDP)',
-    input: () => packet().eth({ src: VM1.mac, dst: '01:80:c2:00:00:0e', type: 0x88cc }).payload(Buffer.alloc(46)).build(),
+    input: () =>
+      packet()
+        .eth({ src: VM1.mac, dst: '01:80:c2:00:00:0e', type: 0x88cc })
+        .payload(Buffer.alloc(46))
+        .build(),
     expect: { verdict: 'drop', reason: 'port_ethertype' },
   },
-  { name: 'port\'s virtual subnet not live', tables: (t) => t.vsubnets.delete(BLUE1), input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac }).build(), expect: { verdict: 'drop', reason: 'port_vsid_unknown' } },
+  {
+    name: "port's virtual subnet not live",
+    tables: (t) => t.vsubnets.delete(BLUE1),
+    input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac }).build(),
+    expect: { verdict: 'drop', reason: 'port_vsid_unknown' },
+  },
   {
     name: 'ARP for IPv6 protocol type',
     input: () => {
@@ -476,50 +610,156 @@ const drops: Case[] = [
     },
     expect: { verdict: 'drop', reason: 'arp_malformed' },
   },
-  { name: 'ARP sender MAC not the port\'s', input: () => arp({ tpa: VM4.ip4, sha: '02:00:00:00:0b:ad' }).build(), expect: { verdict: 'drop', reason: 'arp_spoof' } },
-  { name: 'ARP sender IP not the port\'s', input: () => arp({ tpa: VM4.ip4, spa: VM2.ip4 }).build(), expect: { verdict: 'drop', reason: 'arp_spoof' } },
-  { name: 'gratuitous ARP', input: () => arp({ tpa: VM1.ip4 }).build(), expect: { verdict: 'drop', reason: 'arp_gratuitous' } },
-  { name: 'ARP probe (sender 0.0.0.0)', input: () => arp({ tpa: VM4.ip4, spa: '0.0.0.0' }).build(), expect: { verdict: 'drop', reason: 'arp_probe' } },
-  { name: 'ARP reply from a VM', input: () => arp({ tpa: VM4.ip4, op: 'reply' }).build(), expect: { verdict: 'drop', reason: 'arp_reply' } },
-  { name: 'ARP for an unknown address', input: () => arp({ tpa: '198.18.10.99' }).build(), expect: { verdict: 'drop', reason: 'arp_unknown_target' } },
-  { name: 'ARP for a red address from blue (isolation)', tables: (t) => setRecord(t, BLUE1, VM2.ip4, undefined), input: () => arp({ tpa: RED2_VM.ip4 }).build(), expect: { verdict: 'drop', reason: 'arp_unknown_target' } },
-  { name: 'NS with hop limit 64', input: () => ns({ target: VM2.ip6, hop: 64 }).build(), expect: { verdict: 'drop', reason: 'nd_malformed' } },
-  { name: 'NS whose source link-layer option is not the port\'s MAC', input: () => ns({ target: VM2.ip6, sll: '02:00:00:00:0b:ad' }).build(), expect: { verdict: 'drop', reason: 'nd_spoof' } },
-  { name: 'NS for DAD (source ::)', input: () => ns({ target: VM1.ip6, src: '::', sll: null }).build(), expect: { verdict: 'drop', reason: 'nd_dad' } },
-  { name: 'NS from a global address not the port\'s', input: () => ns({ target: VM2.ip6, src: VM4.ip6 }).build(), expect: { verdict: 'drop', reason: 'ip_src_spoof' } },
-  { name: 'NS for an unknown address', input: () => ns({ target: 'fd00:10::99' }).build(), expect: { verdict: 'drop', reason: 'nd_unknown_target' } },
   {
-    name: 'unsolicited NA for the VM\'s own address',
-    input: () => packet().eth({ src: VM1.mac, dst: '33:33:00:00:00:01' }).ipv6({ src: VM1.ip6, dst: 'ff02::1', hopLimit: 255 }).ndAdvert({ target: VM1.ip6, tll: VM1.mac, solicited: false }).build(),
+    name: "ARP sender MAC not the port's",
+    input: () => arp({ tpa: VM4.ip4, sha: '02:00:00:00:0b:ad' }).build(),
+    expect: { verdict: 'drop', reason: 'arp_spoof' },
+  },
+  {
+    name: "ARP sender IP not the port's",
+    input: () => arp({ tpa: VM4.ip4, spa: VM2.ip4 }).build(),
+    expect: { verdict: 'drop', reason: 'arp_spoof' },
+  },
+  {
+    name: 'gratuitous ARP',
+    input: () => arp({ tpa: VM1.ip4 }).build(),
+    expect: { verdict: 'drop', reason: 'arp_gratuitous' },
+  },
+  {
+    name: 'ARP probe (sender 0.0.0.0)',
+    input: () => arp({ tpa: VM4.ip4, spa: '0.0.0.0' }).build(),
+    expect: { verdict: 'drop', reason: 'arp_probe' },
+  },
+  {
+    name: 'ARP reply from a VM',
+    input: () => arp({ tpa: VM4.ip4, op: 'reply' }).build(),
+    expect: { verdict: 'drop', reason: 'arp_reply' },
+  },
+  {
+    name: 'ARP for an unknown address',
+    input: () => arp({ tpa: '198.18.10.99' }).build(),
+    expect: { verdict: 'drop', reason: 'arp_unknown_target' },
+  },
+  {
+    name: 'ARP for a red address from blue (isolation)',
+    tables: (t) => setRecord(t, BLUE1, VM2.ip4, undefined),
+    input: () => arp({ tpa: RED2_VM.ip4 }).build(),
+    expect: { verdict: 'drop', reason: 'arp_unknown_target' },
+  },
+  {
+    name: 'NS with hop limit 64',
+    input: () => ns({ target: VM2.ip6, hop: 64 }).build(),
+    expect: { verdict: 'drop', reason: 'nd_malformed' },
+  },
+  {
+    name: "NS whose source link-layer option is not the port's MAC",
+    input: () => ns({ target: VM2.ip6, sll: '02:00:00:00:0b:ad' }).build(),
+    expect: { verdict: 'drop', reason: 'nd_spoof' },
+  },
+  {
+    name: 'NS for DAD (source ::)',
+    input: () => ns({ target: VM1.ip6, src: '::', sll: null }).build(),
+    expect: { verdict: 'drop', reason: 'nd_dad' },
+  },
+  {
+    name: "NS from a global address not the port's",
+    input: () => ns({ target: VM2.ip6, src: VM4.ip6 }).build(),
+    expect: { verdict: 'drop', reason: 'ip_src_spoof' },
+  },
+  {
+    name: 'NS for an unknown address',
+    input: () => ns({ target: 'fd00:10::99' }).build(),
+    expect: { verdict: 'drop', reason: 'nd_unknown_target' },
+  },
+  {
+    name: "unsolicited NA for the VM's own address",
+    input: () =>
+      packet()
+        .eth({ src: VM1.mac, dst: '33:33:00:00:00:01' })
+        .ipv6({ src: VM1.ip6, dst: 'ff02::1', hopLimit: 255 })
+        .ndAdvert({ target: VM1.ip6, tll: VM1.mac, solicited: false })
+        .build(),
     expect: { verdict: 'drop', reason: 'nd_advert' },
   },
   {
-    name: 'NA for another VM\'s address',
-    input: () => packet().eth({ src: VM1.mac, dst: '33:33:00:00:00:01' }).ipv6({ src: VM1.ip6, dst: 'ff02::1', hopLimit: 255 }).ndAdvert({ target: VM2.ip6, tll: VM1.mac }).build(),
+    name: "NA for another VM's address",
+    input: () =>
+      packet()
+        .eth({ src: VM1.mac, dst: '33:33:00:00:00:01' })
+        .ipv6({ src: VM1.ip6, dst: 'ff02::1', hopLimit: 255 })
+        .ndAdvert({ target: VM2.ip6, tll: VM1.mac })
+        .build(),
     expect: { verdict: 'drop', reason: 'nd_spoof' },
   },
   {
     name: 'router solicitation',
-    input: () => packet().eth({ src: VM1.mac, dst: '33:33:00:00:00:02' }).ipv6({ src: 'fe80::11', dst: 'ff02::2', hopLimit: 255 }).icmpv6({ type: 133, rest: 0 }).build(),
+    input: () =>
+      packet()
+        .eth({ src: VM1.mac, dst: '33:33:00:00:00:02' })
+        .ipv6({ src: 'fe80::11', dst: 'ff02::2', hopLimit: 255 })
+        .icmpv6({ type: 133, rest: 0 })
+        .build(),
     expect: { verdict: 'drop', reason: 'nd_unsupported' },
   },
-  { name: 'ipv6 link-local source outside ND', input: () => tcp6({ dst: VM2.ip6, dmac: VM2.mac, src: 'fe80::11' }).build(), expect: { verdict: 'drop', reason: 'ipv6_link_local_src' } },
-  { name: 'ipv4 source not the port\'s CA', input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac, src: VM2.ip4 }).build(), expect: { verdict: 'drop', reason: 'ip_src_spoof' } },
-  { name: 'ipv6 source not the port\'s CA', input: () => tcp6({ dst: VM2.ip6, dmac: VM2.mac, src: 'fd00:10::99' }).build(), expect: { verdict: 'drop', reason: 'ip_src_spoof' } },
-  { name: 'unknown destination in the subnet', input: () => udp4({ dst: '198.18.10.99', dmac: '02:00:00:00:01:99' }).build(), expect: { verdict: 'drop', reason: 'dst_unknown' } },
-  { name: 'destination MAC not the record\'s', input: () => udp4({ dst: VM2.ip4, dmac: VM4.mac }).build(), expect: { verdict: 'drop', reason: 'dst_mac_mismatch' } },
-  { name: 'routed to a gateway address', input: () => udp4({ dst: GW2_IP4, dmac: GW1_MAC }).build(), expect: { verdict: 'drop', reason: 'dst_is_gateway' } },
-  { name: 'no route for the destination', input: () => udp4({ dst: '198.19.0.1', dmac: GW1_MAC }).build(), expect: { verdict: 'drop', reason: 'route_unknown' } },
+  {
+    name: 'ipv6 link-local source outside ND',
+    input: () => tcp6({ dst: VM2.ip6, dmac: VM2.mac, src: 'fe80::11' }).build(),
+    expect: { verdict: 'drop', reason: 'ipv6_link_local_src' },
+  },
+  {
+    name: "ipv4 source not the port's CA",
+    input: () => udp4({ dst: VM2.ip4, dmac: VM2.mac, src: VM2.ip4 }).build(),
+    expect: { verdict: 'drop', reason: 'ip_src_spoof' },
+  },
+  {
+    name: "ipv6 source not the port's CA",
+    input: () => tcp6({ dst: VM2.ip6, dmac: VM2.mac, src: 'fd00:10::99' }).build(),
+    expect: { verdict: 'drop', reason: 'ip_src_spoof' },
+  },
+  {
+    name: 'unknown destination in the subnet',
+    input: () => udp4({ dst: '198.18.10.99', dmac: '02:00:00:00:01:99' }).build(),
+    expect: { verdict: 'drop', reason: 'dst_unknown' },
+  },
+  {
+    name: "destination MAC not the record's",
+    input: () => udp4({ dst: VM2.ip4, dmac: VM4.mac }).build(),
+    expect: { verdict: 'drop', reason: 'dst_mac_mismatch' },
+  },
+  {
+    name: 'routed to a gateway address',
+    input: () => udp4({ dst: GW2_IP4, dmac: GW1_MAC }).build(),
+    expect: { verdict: 'drop', reason: 'dst_is_gateway' },
+  },
+  {
+    name: 'no route for the destination',
+    input: () => udp4({ dst: '198.19.0.1', dmac: GW1_MAC }).build(),
+    expect: { verdict: 'drop', reason: 'route_unknown' },
+  },
   {
     name: 'route to a subnet of another routing domain',
-    tables: (t) => t.routes.push({ key: routeKey(1, '198.18.40.0/24'), entry: both({ vsid: RED1, flags: 1, nexthop: new Uint8Array(16) }) }),
+    tables: (t) =>
+      t.routes.push({
+        key: routeKey(1, '198.18.40.0/24'),
+        entry: both({ vsid: RED1, flags: 1, nexthop: new Uint8Array(16) }),
+      }),
     input: () => udp4({ dst: '198.18.40.1', dmac: GW1_MAC }).build(),
     expect: { verdict: 'drop', reason: 'route_vsid_unknown' },
   },
-  { name: 'ipv4 without DF longer than the MTU', input: () => udp4({ dst: VM4.ip4, dmac: VM4.mac, df: false, payload: 1500 - 28 }).build(), expect: { verdict: 'drop', reason: 'mtu_exceeded' } },
+  {
+    name: 'ipv4 without DF longer than the MTU',
+    input: () => udp4({ dst: VM4.ip4, dmac: VM4.mac, df: false, payload: 1500 - 28 }).build(),
+    expect: { verdict: 'drop', reason: 'mtu_exceeded' },
+  },
   {
     name: 'TTL 1 on an ICMP error: no error about an error',
-    input: () => packet().eth({ src: VM1.mac, dst: GW1_MAC }).ipv4({ src: VM1.ip4, dst: VM3.ip4, ttl: 1 }).icmp({ type: 3, code: 1, rest: 0 }).payload(Buffer.alloc(28)).build(),
+    input: () =>
+      packet()
+        .eth({ src: VM1.mac, dst: GW1_MAC })
+        .ipv4({ src: VM1.ip4, dst: VM3.ip4, ttl: 1 })
+        .icmp({ type: 3, code: 1, rest: 0 })
+        .payload(Buffer.alloc(28))
+        .build(),
     expect: { verdict: 'drop', reason: 'icmp_err_suppressed' },
   },
   {
@@ -531,8 +771,18 @@ const drops: Case[] = [
     input: () => udp4({ dst: VM3.ip4, dmac: GW1_MAC, ttl: 1 }).build(),
     expect: { verdict: 'drop', reason: 'icmp_err_no_source' },
   },
-  { name: 'port PA not a local PA', tables: (t) => t.localPas.clear(), input: () => udp4({ dst: VM4.ip4, dmac: VM4.mac }).build(), expect: { verdict: 'drop', reason: 'encap_no_local_pa' } },
-  { name: 'no underlay neighbour for the remote PA', tables: (t) => t.underlay.clear(), input: () => udp4({ dst: VM4.ip4, dmac: VM4.mac }).build(), expect: { verdict: 'drop', reason: 'encap_no_underlay_nh' } },
+  {
+    name: 'port PA not a local PA',
+    tables: (t) => t.localPas.clear(),
+    input: () => udp4({ dst: VM4.ip4, dmac: VM4.mac }).build(),
+    expect: { verdict: 'drop', reason: 'encap_no_local_pa' },
+  },
+  {
+    name: 'no underlay neighbour for the remote PA',
+    tables: (t) => t.underlay.clear(),
+    input: () => udp4({ dst: VM4.ip4, dmac: VM4.mac }).build(),
+    expect: { verdict: 'drop', reason: 'encap_no_underlay_nh' },
+  },
 ];
 
 describePrivileged('tenet_port_ingress (tc on a VM port, BPF_PROG_TEST_RUN)', () => {
@@ -553,4 +803,3 @@ describePrivileged('tenet_port_ingress (tc on a VM port, BPF_PROG_TEST_RUN)', ()
     it.each(drops)('$name', (c) => runCase(dp, HOOK, c));
   });
 });
-
