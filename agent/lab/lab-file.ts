@@ -55,6 +55,7 @@ const labFile = z.strictObject({
       bridge: ifname.optional(),
       mtu: z.number().int().optional(),
       vlanFiltering: z.boolean().optional(),
+      offloads: z.boolean().optional(),
     })
     .optional(),
   hosts: z.array(host).min(1),

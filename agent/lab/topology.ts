@@ -77,6 +77,14 @@ export interface TopologySpec {
     bridge?: string;
     mtu?: number;
     vlanFiltering?: boolean;
+    /**
+     * Keep checksum offload on the switch's ports (default false). A real wire only ever carries
+     * frames with complete checksums, but a veth passes CHECKSUM_PARTIAL skbs straight to its
+     * peer, and a host's XDP program (which sees bytes, not skb metadata) would forward TCP with
+     * an unfinished checksum. With offload off the switch finishes checksums (and segments GSO
+     * packets) in software on transmit, as a NIC would before the wire.
+     */
+    offloads?: boolean;
   };
   hosts: HostSpec[];
 }
@@ -215,6 +223,7 @@ export async function buildTopology(lab: Lab, spec: TopologySpec): Promise<Topol
       { ns: swNs, name: swPort, ...(mtu ? { mtu } : {}) },
     );
     await lab.bridgePort(swNs, bridge, swPort);
+    if (!spec.switch?.offloads) await swNs.execOk(['ethtool', '-K', swPort, 'tx', 'off']);
     if (h.forwarding) {
       await ns.sysctls({ 'net.ipv4.ip_forward': 1, 'net.ipv6.conf.all.forwarding': 1 });
     }
