@@ -10,7 +10,13 @@ import {
   type ClientWritableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { decodeStatusDetails, type FieldViolation, type Plain, type ServiceName, serviceDefinition } from './proto.js';
+import {
+  decodeStatusDetails,
+  type FieldViolation,
+  type Plain,
+  type ServiceName,
+  serviceDefinition,
+} from './proto.js';
 
 export const DEFAULT_SOCKET = '/run/tenet/tenetd.sock';
 
@@ -66,7 +72,8 @@ export class TenetClient {
   call(service: ServiceName, method: string, req: Plain = {}, opts?: CallOptions): Promise<Plain> {
     const c = this.client(service) as unknown as Record<string, UnaryMethod>;
     const fn = c[method];
-    if (typeof fn !== 'function') return Promise.reject(new Error(`no method ${service}.${method}`));
+    if (typeof fn !== 'function')
+      return Promise.reject(new Error(`no method ${service}.${method}`));
     return new Promise((resolve, reject) => {
       fn.call(c, req, new Metadata(), { deadline: this.deadline(opts) }, (err, res) => {
         if (err !== null) reject(err);

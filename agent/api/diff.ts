@@ -114,15 +114,16 @@ export function diffKind(before: PolicyDocument, after: PolicyDocument, kind: Ki
 }
 
 /** What changes from `before` (undefined: nothing known, compare with an empty document). */
-export function diffPolicies(before: PolicyDocument | undefined, after: PolicyDocument): PolicyDiff {
+export function diffPolicies(
+  before: PolicyDocument | undefined,
+  after: PolicyDocument,
+): PolicyDiff {
   const from = before ?? EMPTY;
   return Object.fromEntries(KINDS.map((k) => [k, diffKind(from, after, k)])) as PolicyDiff;
 }
 
 export function isEmptyDiff(diff: PolicyDiff): boolean {
-  return KINDS.every(
-    (k) => diff[k].addedCount + diff[k].changedCount + diff[k].removedCount === 0,
-  );
+  return KINDS.every((k) => diff[k].addedCount + diff[k].changedCount + diff[k].removedCount === 0);
 }
 
 /** One line per kind that changed: `ports +2 ~1 -0`. */

@@ -24,7 +24,10 @@ export class ApiError extends Error {
 
   toServiceError(): Partial<ServiceError> {
     const metadata = new Metadata();
-    metadata.set('grpc-status-details-bin', encodeStatusDetails(this.code, this.message, this.violations));
+    metadata.set(
+      'grpc-status-details-bin',
+      encodeStatusDetails(this.code, this.message, this.violations),
+    );
     return { code: this.code, details: this.message, metadata };
   }
 }

@@ -14,7 +14,13 @@ import {
   type RoutingDomain,
   type VirtualSubnet,
 } from '../policy/index.js';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, type PathRewrite } from './errors.js';
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  type PathRewrite,
+} from './errors.js';
 
 export interface Change {
   readonly next: PolicyDocument;
@@ -119,7 +125,9 @@ export function deleteProviderAddress(doc: PolicyDocument, address: string): Cha
       `provider address ${address} is still used by ${plural(users, 'lookup record')}`,
     );
   }
-  return { next: withDoc(doc, { providerAddresses: doc.providerAddresses.filter((_, k) => k !== i) }) };
+  return {
+    next: withDoc(doc, { providerAddresses: doc.providerAddresses.filter((_, k) => k !== i) }),
+  };
 }
 
 // ---- routing domains and virtual subnets -------------------------------------------------------
@@ -190,7 +198,9 @@ export function updateRoutingDomain(doc: PolicyDocument, rd: RoutingDomain): Cha
   for (const s of Array.isArray(rd.virtualSubnets) ? rd.virtualSubnets : []) {
     const at = typeof s?.vsid === 'number' ? findVirtualSubnet(doc, s.vsid) : undefined;
     if (at !== undefined && at.domain !== i) {
-      throw alreadyExists(`a virtual subnet with VSID ${s.vsid} already exists in another routing domain`);
+      throw alreadyExists(
+        `a virtual subnet with VSID ${s.vsid} already exists in another routing domain`,
+      );
     }
   }
   const list = [...doc.routingDomains];
@@ -210,7 +220,9 @@ export function deleteRoutingDomain(doc: PolicyDocument, name: string): Change {
   }
   const routes = doc.customerRoutes.filter((r) => r.routingDomain === name).length;
   if (routes > 0) {
-    throw failedPrecondition(`routing domain "${name}" still has ${plural(routes, 'customer route')}`);
+    throw failedPrecondition(
+      `routing domain "${name}" still has ${plural(routes, 'customer route')}`,
+    );
   }
   return { next: withDoc(doc, { routingDomains: doc.routingDomains.filter((_, k) => k !== i) }) };
 }
@@ -321,7 +333,10 @@ export function createLookupRecord(doc: PolicyDocument, rec: LookupRecord): Chan
   }
   return {
     next: withDoc(doc, { lookupRecords: [...doc.lookupRecords, rec] }),
-    rewrite: { documentPath: `lookupRecords[${doc.lookupRecords.length}]`, requestField: 'lookup_record' },
+    rewrite: {
+      documentPath: `lookupRecords[${doc.lookupRecords.length}]`,
+      requestField: 'lookup_record',
+    },
   };
 }
 
@@ -400,7 +415,10 @@ export function createCustomerRoute(doc: PolicyDocument, route: CustomerRoute): 
   }
   return {
     next: withDoc(doc, { customerRoutes: [...doc.customerRoutes, route] }),
-    rewrite: { documentPath: `customerRoutes[${doc.customerRoutes.length}]`, requestField: 'customer_route' },
+    rewrite: {
+      documentPath: `customerRoutes[${doc.customerRoutes.length}]`,
+      requestField: 'customer_route',
+    },
   };
 }
 

@@ -158,10 +158,7 @@ export function serviceDefinition(service: ServiceName): ServiceDefinition {
  * per package, tenet_v1.proto, with no dependencies), so reflection always describes exactly
  * the messages this server encodes.
  */
-export function reflectionPackageDefinition(): Record<
-  string,
-  { fileDescriptorProtos: Buffer[] }
-> {
+export function reflectionPackageDefinition(): Record<string, { fileDescriptorProtos: Buffer[] }> {
   const set = root.toDescriptor('proto3');
   const files = set.file.map((f) => Buffer.from(descriptor.FileDescriptorProto.encode(f).finish()));
   const out: Record<string, { fileDescriptorProtos: Buffer[] }> = {};
@@ -235,9 +232,7 @@ export function encodeStatusDetails(
             ).finish(),
           },
         ];
-  return Buffer.from(
-    RpcStatus.encode(RpcStatus.fromObject({ code, message, details })).finish(),
-  );
+  return Buffer.from(RpcStatus.encode(RpcStatus.fromObject({ code, message, details })).finish());
 }
 
 /** The field violations of a grpc-status-details-bin value (empty when there are none). */

@@ -30,7 +30,16 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { PackageDefinition } from '@grpc/proto-loader';
@@ -170,7 +179,7 @@ export class ApiServer {
         });
       });
       chmodSync(tmp, SOCKET_MODE);
-      if (this.opts.socketGid !== undefined) chownSync(tmp, process.getuid?.() ?? 0, this.opts.socketGid);
+      chownTo(tmp, this.opts.socketGid);
       renameSync(tmp, socketPath);
       this.socketIno = lstatSync(socketPath).ino;
     } catch (e) {
@@ -231,11 +240,14 @@ export class ApiServer {
     // net.Server.close() calls back only once every connection has ended: stop accepting now,
     // wait for that after the gRPC servers have drained and the leftovers are destroyed.
     const netClosed =
-      net === undefined ? Promise.resolve() : new Promise<void>((resolve) => net.close(() => resolve()));
+      net === undefined
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => net.close(() => resolve()));
     if (net !== undefined) {
       try {
         // Only our socket: a newer daemon may have renamed its own over the path meanwhile.
-        if (lstatSync(this.opts.socketPath).ino === this.socketIno) unlinkSync(this.opts.socketPath);
+        if (lstatSync(this.opts.socketPath).ino === this.socketIno)
+          unlinkSync(this.opts.socketPath);
       } catch {
         /* already gone */
       }
@@ -268,5 +280,11 @@ export function prepareRuntimeDir(dir: string, gid?: number): void {
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
   chmodSync(dir, RUNTIME_DIR_MODE);
-  if (gid !== undefined) chownSync(dir, process.getuid?.() ?? 0, gid);
+  chownTo(dir, gid);
+}
+
+/** Gives a path our uid and `gid`; skipped when it has that group already (no CAP_CHOWN needed). */
+function chownTo(path: string, gid: number | undefined): void {
+  if (gid === undefined || lstatSync(path).gid === gid) return;
+  chownSync(path, process.getuid?.() ?? 0, gid);
 }

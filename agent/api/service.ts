@@ -69,7 +69,10 @@ function asApiError(ctx: ApiContext, method: string, e: unknown): ApiError {
 type UnaryFn = (req: Plain) => Promise<Plain> | Plain;
 
 function unary(ctx: ApiContext, method: string, fn: UnaryFn) {
-  return (call: ServerUnaryCall<Plain | MalformedRequest, Plain>, callback: sendUnaryData<Plain>) => {
+  return (
+    call: ServerUnaryCall<Plain | MalformedRequest, Plain>,
+    callback: sendUnaryData<Plain>,
+  ) => {
     const start = performance.now();
     const done = (code: number): void =>
       ctx.metrics?.observeRequest(method, codeName(code), (performance.now() - start) / 1000);
@@ -125,7 +128,8 @@ function scoped(doc: PolicyDocument, vsid: number): Plain {
 const asList = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
 
 /** A page token: the key of the last record of the previous page. */
-const pageToken = (r: LookupRecord): string => Buffer.from(`${r.vsid}/${r.ca}`).toString('base64url');
+const pageToken = (r: LookupRecord): string =>
+  Buffer.from(`${r.vsid}/${r.ca}`).toString('base64url');
 
 function compareRecords(a: LookupRecord, b: LookupRecord): number {
   if (a.vsid !== b.vsid) return a.vsid - b.vsid;
@@ -150,7 +154,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     UpdateProviderAddress: u('UpdateProviderAddress', async (req) => {
       const pa = obj.requireObject<ProviderAddress>(req.providerAddress, 'provider_address');
       const key = obj.ipKey(pa.address, 'provider_address.address');
-      const r = await commitChange(store, 'UpdateProviderAddress', (doc) => obj.updateProviderAddress(doc, pa));
+      const r = await commitChange(store, 'UpdateProviderAddress', (doc) =>
+        obj.updateProviderAddress(doc, pa),
+      );
       return {
         providerAddress: stored(r.policy.providerAddresses, obj.findProviderAddress(r.policy, key)),
         version: String(r.version),
@@ -158,7 +164,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     }),
     DeleteProviderAddress: u('DeleteProviderAddress', async (req) => {
       const key = obj.ipKey(req.address, 'address');
-      const r = await commitChange(store, 'DeleteProviderAddress', (doc) => obj.deleteProviderAddress(doc, key));
+      const r = await commitChange(store, 'DeleteProviderAddress', (doc) =>
+        obj.deleteProviderAddress(doc, key),
+      );
       return { version: String(r.version) };
     }),
     GetProviderAddress: u('GetProviderAddress', (req) => {
@@ -180,7 +188,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     // ---- routing domains
     CreateRoutingDomain: u('CreateRoutingDomain', async (req) => {
       const rd = obj.requireObject<RoutingDomain>(req.routingDomain, 'routing_domain');
-      const r = await commitChange(store, 'CreateRoutingDomain', (doc) => obj.createRoutingDomain(doc, rd));
+      const r = await commitChange(store, 'CreateRoutingDomain', (doc) =>
+        obj.createRoutingDomain(doc, rd),
+      );
       return {
         routingDomain: stored(r.policy.routingDomains, r.policy.routingDomains.length - 1),
         version: String(r.version),
@@ -188,7 +198,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     }),
     UpdateRoutingDomain: u('UpdateRoutingDomain', async (req) => {
       const rd = obj.requireObject<RoutingDomain>(req.routingDomain, 'routing_domain');
-      const r = await commitChange(store, 'UpdateRoutingDomain', (doc) => obj.updateRoutingDomain(doc, rd));
+      const r = await commitChange(store, 'UpdateRoutingDomain', (doc) =>
+        obj.updateRoutingDomain(doc, rd),
+      );
       return {
         routingDomain: stored(r.policy.routingDomains, obj.findRoutingDomain(r.policy, rd.name)),
         version: String(r.version),
@@ -196,7 +208,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     }),
     DeleteRoutingDomain: u('DeleteRoutingDomain', async (req) => {
       const name = obj.requireString(req.name, 'name');
-      const r = await commitChange(store, 'DeleteRoutingDomain', (doc) => obj.deleteRoutingDomain(doc, name));
+      const r = await commitChange(store, 'DeleteRoutingDomain', (doc) =>
+        obj.deleteRoutingDomain(doc, name),
+      );
       return { version: String(r.version) };
     }),
     GetRoutingDomain: u('GetRoutingDomain', (req) => {
@@ -215,17 +229,23 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     CreateVirtualSubnet: u('CreateVirtualSubnet', async (req) => {
       const domain = obj.requireString(req.routingDomain, 'routing_domain');
       const vs = obj.requireObject<VirtualSubnet>(req.virtualSubnet, 'virtual_subnet');
-      const r = await commitChange(store, 'CreateVirtualSubnet', (doc) => obj.createVirtualSubnet(doc, domain, vs));
+      const r = await commitChange(store, 'CreateVirtualSubnet', (doc) =>
+        obj.createVirtualSubnet(doc, domain, vs),
+      );
       return { virtualSubnet: scoped(r.policy, vs.vsid), version: String(r.version) };
     }),
     UpdateVirtualSubnet: u('UpdateVirtualSubnet', async (req) => {
       const vs = obj.requireObject<VirtualSubnet>(req.virtualSubnet, 'virtual_subnet');
-      const r = await commitChange(store, 'UpdateVirtualSubnet', (doc) => obj.updateVirtualSubnet(doc, vs));
+      const r = await commitChange(store, 'UpdateVirtualSubnet', (doc) =>
+        obj.updateVirtualSubnet(doc, vs),
+      );
       return { virtualSubnet: scoped(r.policy, vs.vsid), version: String(r.version) };
     }),
     DeleteVirtualSubnet: u('DeleteVirtualSubnet', async (req) => {
       const vsid = obj.requireVsid(req.vsid, 'vsid');
-      const r = await commitChange(store, 'DeleteVirtualSubnet', (doc) => obj.deleteVirtualSubnet(doc, vsid));
+      const r = await commitChange(store, 'DeleteVirtualSubnet', (doc) =>
+        obj.deleteVirtualSubnet(doc, vsid),
+      );
       return { version: String(r.version) };
     }),
     GetVirtualSubnet: u('GetVirtualSubnet', (req) => {
@@ -247,12 +267,18 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     CreatePort: u('CreatePort', async (req) => {
       const port = obj.requireObject<Port>(req.port, 'port');
       const r = await commitChange(store, 'CreatePort', (doc) => obj.createPort(doc, port));
-      return { port: stored(r.policy.ports, r.policy.ports.length - 1), version: String(r.version) };
+      return {
+        port: stored(r.policy.ports, r.policy.ports.length - 1),
+        version: String(r.version),
+      };
     }),
     UpdatePort: u('UpdatePort', async (req) => {
       const port = obj.requireObject<Port>(req.port, 'port');
       const r = await commitChange(store, 'UpdatePort', (doc) => obj.updatePort(doc, port));
-      return { port: stored(r.policy.ports, obj.findPort(r.policy, port.name)), version: String(r.version) };
+      return {
+        port: stored(r.policy.ports, obj.findPort(r.policy, port.name)),
+        version: String(r.version),
+      };
     }),
     DeletePort: u('DeletePort', async (req) => {
       const name = obj.requireString(req.name, 'name');
@@ -271,7 +297,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
       const host = typeof req.host === 'string' ? req.host : '';
       const vsid = typeof req.vsid === 'number' ? req.vsid : 0;
       return {
-        ports: doc.ports.filter((p) => (host === '' || p.host === host) && (vsid === 0 || p.vsid === vsid)),
+        ports: doc.ports.filter(
+          (p) => (host === '' || p.host === host) && (vsid === 0 || p.vsid === vsid),
+        ),
         version: version(),
       };
     }),
@@ -279,7 +307,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     // ---- lookup records
     CreateLookupRecord: u('CreateLookupRecord', async (req) => {
       const rec = obj.requireObject<LookupRecord>(req.lookupRecord, 'lookup_record');
-      const r = await commitChange(store, 'CreateLookupRecord', (doc) => obj.createLookupRecord(doc, rec));
+      const r = await commitChange(store, 'CreateLookupRecord', (doc) =>
+        obj.createLookupRecord(doc, rec),
+      );
       return {
         lookupRecord: stored(r.policy.lookupRecords, r.policy.lookupRecords.length - 1),
         version: String(r.version),
@@ -288,7 +318,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     UpdateLookupRecord: u('UpdateLookupRecord', async (req) => {
       const rec = obj.requireObject<LookupRecord>(req.lookupRecord, 'lookup_record');
       const ca = obj.ipKey(rec.ca, 'lookup_record.ca');
-      const r = await commitChange(store, 'UpdateLookupRecord', (doc) => obj.updateLookupRecord(doc, rec));
+      const r = await commitChange(store, 'UpdateLookupRecord', (doc) =>
+        obj.updateLookupRecord(doc, rec),
+      );
       return {
         lookupRecord: stored(r.policy.lookupRecords, obj.findLookupRecord(r.policy, rec.vsid, ca)),
         version: String(r.version),
@@ -297,7 +329,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     DeleteLookupRecord: u('DeleteLookupRecord', async (req) => {
       const vsid = obj.requireVsid(req.vsid, 'vsid');
       const ca = obj.ipKey(req.ca, 'ca');
-      const r = await commitChange(store, 'DeleteLookupRecord', (doc) => obj.deleteLookupRecord(doc, vsid, ca));
+      const r = await commitChange(store, 'DeleteLookupRecord', (doc) =>
+        obj.deleteLookupRecord(doc, vsid, ca),
+      );
       return { version: String(r.version) };
     }),
     GetLookupRecord: u('GetLookupRecord', (req) => {
@@ -312,7 +346,8 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
       const doc = store.read();
       const vsid = typeof req.vsid === 'number' ? req.vsid : 0;
       const pa = typeof req.pa === 'string' ? req.pa : '';
-      const size = typeof req.pageSize === 'number' && req.pageSize > 0 ? req.pageSize : DEFAULT_PAGE;
+      const size =
+        typeof req.pageSize === 'number' && req.pageSize > 0 ? req.pageSize : DEFAULT_PAGE;
       if (size > MAX_PAGE) {
         throw new ApiError(Code.INVALID_ARGUMENT, `page_size: at most ${MAX_PAGE}`, [
           { field: 'page_size', description: `at most ${MAX_PAGE}` },
@@ -346,7 +381,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     // ---- customer routes
     CreateCustomerRoute: u('CreateCustomerRoute', async (req) => {
       const route = obj.requireObject<CustomerRoute>(req.customerRoute, 'customer_route');
-      const r = await commitChange(store, 'CreateCustomerRoute', (doc) => obj.createCustomerRoute(doc, route));
+      const r = await commitChange(store, 'CreateCustomerRoute', (doc) =>
+        obj.createCustomerRoute(doc, route),
+      );
       return {
         customerRoute: stored(r.policy.customerRoutes, r.policy.customerRoutes.length - 1),
         version: String(r.version),
@@ -355,7 +392,9 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     UpdateCustomerRoute: u('UpdateCustomerRoute', async (req) => {
       const route = obj.requireObject<CustomerRoute>(req.customerRoute, 'customer_route');
       const prefix = obj.prefixKey(route.prefix, 'customer_route.prefix');
-      const r = await commitChange(store, 'UpdateCustomerRoute', (doc) => obj.updateCustomerRoute(doc, route));
+      const r = await commitChange(store, 'UpdateCustomerRoute', (doc) =>
+        obj.updateCustomerRoute(doc, route),
+      );
       return {
         customerRoute: stored(
           r.policy.customerRoutes,
@@ -377,7 +416,8 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
       const prefix = obj.prefixKey(req.prefix, 'prefix');
       const doc = store.read();
       const i = obj.findCustomerRoute(doc, domain, prefix);
-      if (i < 0) throw new ApiError(Code.NOT_FOUND, `no route for ${prefix} in routing domain "${domain}"`);
+      if (i < 0)
+        throw new ApiError(Code.NOT_FOUND, `no route for ${prefix} in routing domain "${domain}"`);
       return { customerRoute: stored(doc.customerRoutes, i) };
     }),
     ListCustomerRoutes: u('ListCustomerRoutes', (req) => {
@@ -394,10 +434,12 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
       let document: unknown;
       if (typeof req.text === 'string') document = req.text;
       else if (req.policy !== undefined && req.policy !== null) document = req.policy;
-      else throw new ApiError(Code.INVALID_ARGUMENT, 'document: give text or policy', [
-        { field: 'document', description: 'give text or policy' },
-      ]);
-      const expected = typeof req.expectedVersion === 'string' ? BigInt(req.expectedVersion) : undefined;
+      else
+        throw new ApiError(Code.INVALID_ARGUMENT, 'document: give text or policy', [
+          { field: 'document', description: 'give text or policy' },
+        ]);
+      const expected =
+        typeof req.expectedVersion === 'string' ? BigInt(req.expectedVersion) : undefined;
       const r = await store.commit('Apply', () => document, {
         dryRun: req.dryRun === true,
         whole: true,
@@ -440,9 +482,14 @@ function bulkLoad(ctx: ApiContext) {
     const records: LookupRecord[] = [];
     let mode: string | undefined;
     let dryRun = false;
+    let document: Plain | undefined;
     let failed: ApiError | undefined;
     const finish = (err: ApiError | null, res?: Plain): void => {
-      ctx.metrics?.observeRequest(method, codeName(err?.code ?? Code.OK), (performance.now() - start) / 1000);
+      ctx.metrics?.observeRequest(
+        method,
+        codeName(err?.code ?? Code.OK),
+        (performance.now() - start) / 1000,
+      );
       if (err !== null) callback(err.toServiceError());
       else callback(null, res);
     };
@@ -455,6 +502,7 @@ function bulkLoad(ctx: ApiContext) {
       if (mode === undefined) {
         mode = typeof msg.mode === 'string' ? msg.mode : 'BULK_LOAD_MODE_UNSPECIFIED';
         dryRun = msg.dryRun === true;
+        if (msg.document !== undefined && msg.document !== null) document = msg.document as Plain;
       }
       const chunk = asList<LookupRecord>(msg.lookupRecords);
       if (records.length + chunk.length > MAX_BULK_RECORDS) {
@@ -476,19 +524,43 @@ function bulkLoad(ctx: ApiContext) {
         const replace = mode === 'BULK_LOAD_MODE_REPLACE';
         if (mode !== undefined && !replace && mode !== 'BULK_LOAD_MODE_MERGE') {
           return finish(
-            new ApiError(Code.INVALID_ARGUMENT, 'mode: give BULK_LOAD_MODE_MERGE or BULK_LOAD_MODE_REPLACE', [
-              { field: 'mode', description: 'give BULK_LOAD_MODE_MERGE or BULK_LOAD_MODE_REPLACE' },
+            new ApiError(
+              Code.INVALID_ARGUMENT,
+              'mode: give BULK_LOAD_MODE_MERGE or BULK_LOAD_MODE_REPLACE',
+              [
+                {
+                  field: 'mode',
+                  description: 'give BULK_LOAD_MODE_MERGE or BULK_LOAD_MODE_REPLACE',
+                },
+              ],
+            ),
+          );
+        }
+        if (document !== undefined && !replace) {
+          return finish(
+            new ApiError(Code.INVALID_ARGUMENT, 'document: only with BULK_LOAD_MODE_REPLACE', [
+              { field: 'document', description: 'only with BULK_LOAD_MODE_REPLACE' },
             ]),
           );
         }
         try {
+          const whole = document;
           const r = await ctx.store.commit(
-            method,
-            (doc) => obj.mergeLookupRecords(doc, records, replace),
-            {
-              dryRun,
-              ...(replace ? { rewrite: { documentPath: 'lookupRecords', requestField: 'lookup_records' } } : {}),
-            },
+            whole === undefined ? method : 'Apply',
+            whole === undefined
+              ? (doc) => obj.mergeLookupRecords(doc, records, replace)
+              : () => ({
+                  ...whole,
+                  lookupRecords: [...asList<LookupRecord>(whole.lookupRecords), ...records],
+                }),
+            whole === undefined
+              ? {
+                  dryRun,
+                  ...(replace
+                    ? { rewrite: { documentPath: 'lookupRecords', requestField: 'lookup_records' } }
+                    : {}),
+                }
+              : { dryRun, whole: true },
           );
           const res = commitMessage(r);
           finish(null, {
@@ -521,7 +593,10 @@ function watch(ctx: ApiContext) {
       if (call.writableLength > MAX_WATCH_BACKLOG) {
         stop();
         call.destroy(
-          new ApiError(Code.RESOURCE_EXHAUSTED, 'watcher too slow: events were dropped; watch again').toServiceError() as Error,
+          new ApiError(
+            Code.RESOURCE_EXHAUSTED,
+            'watcher too slow: events were dropped; watch again',
+          ).toServiceError() as Error,
         );
         return;
       }
@@ -598,13 +673,19 @@ export function agentServiceHandlers(ctx: ApiContext): UntypedServiceImplementat
           txPackets: '0',
           txBytes: '0',
         };
-        row[`${p.direction}Packets`] = String(BigInt(row[`${p.direction}Packets`] as string) + p.packets);
+        row[`${p.direction}Packets`] = String(
+          BigInt(row[`${p.direction}Packets`] as string) + p.packets,
+        );
         row[`${p.direction}Bytes`] = String(BigInt(row[`${p.direction}Bytes`] as string) + p.bytes);
         ports.set(key, row);
       }
       return {
         ports: [...ports.values()],
-        drops: snap.drops.map((d) => ({ reason: d.reason, packets: String(d.packets), bytes: String(d.bytes) })),
+        drops: snap.drops.map((d) => ({
+          reason: d.reason,
+          packets: String(d.packets),
+          bytes: String(d.bytes),
+        })),
         maps: snap.maps.map((m) => ({ map: m.map, entries: m.entries, capacity: m.capacity })),
       };
     }),

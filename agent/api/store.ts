@@ -4,13 +4,17 @@
 //   build     the request's function makes the next document from the current one (or refuses:
 //             NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION);
 //   validate  parsePolicy on the whole next document: INVALID_ARGUMENT naming every field;
-//   apply     the backend makes the datapath hold it (or refuses and leaves it as it was);
-//   persist   the durable state is replaced atomically; if that fails the previous policy is put
-//             back on the datapath and the call fails;
+//   persist   write-ahead: the durable state is replaced atomically with the new desired policy
+//             before the datapath gets it (UNAVAILABLE when that fails; nothing was applied);
+//   apply     the backend makes the datapath hold it, or refuses and leaves it as it was; then the
+//             state file is put back to the previous policy and the call fails;
 //   publish   version + 1, watchers hear about it.
 //
 // A failure at any step leaves the document, the version, the datapath and the state file as
-// they were: a rejected request changes nothing.
+// they were: a rejected request changes nothing. Write-ahead means a crash between persist and
+// apply leaves the state one step ahead of the datapath, never behind it: the restarted agent
+// reconciles the datapath forward to what the caller asked for instead of back to an older
+// policy (the caller, which got no answer, retries; the retry is a no-op).
 //
 // "Unknown" policy: after the state file was lost or quarantined while the datapath still holds
 // entries, the agent does not know the desired document. It then refuses every partial change
@@ -69,6 +73,8 @@ export type Build = (current: PolicyDocument) => unknown;
 export interface StoreHooks {
   /** Durable state: must replace the stored policy atomically or throw. */
   persist?(policy: Policy, version: bigint): Promise<void>;
+  /** Durable state: remove it (a refused first policy while the previous one was unknown). */
+  forget?(): Promise<void>;
   /** Every backend apply (dry runs included), for metrics. */
   onReconcile?(seconds: number, ok: boolean, dryRun: boolean): void;
 }
@@ -141,10 +147,20 @@ export class PolicyStore {
   async initialize(persisted?: { policy: Policy; version: bigint }): Promise<void> {
     const { installed } = await this.backend.start();
     if (persisted !== undefined) {
-      await this.reconcileWith(persisted.policy, false);
+      // The persisted document is the desired one even if this host cannot apply it right now
+      // (an interface is missing): it stays known, the failure is reported in the status, and
+      // the next Apply or change retries.
       this.current = persisted.policy;
       this.versionNo = persisted.version;
-      this.lastApplyUnixMs = Date.now();
+      try {
+        await this.reconcileWith(persisted.policy, false);
+        this.lastApplyUnixMs = Date.now();
+      } catch (e) {
+        this.log.error(
+          { version: String(persisted.version), err: e instanceof Error ? e.message : String(e) },
+          'the persisted policy could not be applied; keeping it as the desired policy',
+        );
+      }
     } else if (!installed) {
       this.current = parsePolicy({});
     } else {
@@ -227,33 +243,41 @@ export class PolicyStore {
     const diff = diffPolicies(before, policy);
     const changed = before === undefined || !isEmptyDiff(diff);
 
-    let result: BackendApplyResult;
-    try {
-      result = await this.reconcileWith(policy, dryRun);
-    } catch (e) {
-      const err = classifyBackendError(e);
-      this.log.warn({ method, code: Code[err.code], err: err.message }, 'datapath refused the policy');
-      throw err;
-    }
     if (dryRun) {
-      return { policy, version: this.versionNo, dryRun, changed, diff, datapath: result.tables, warnings: [] };
+      let result: BackendApplyResult;
+      try {
+        result = await this.reconcileWith(policy, true);
+      } catch (e) {
+        throw this.refused(method, e);
+      }
+      return {
+        policy,
+        version: this.versionNo,
+        dryRun,
+        changed,
+        diff,
+        datapath: result.tables,
+        warnings: [],
+      };
     }
     const version = changed ? this.versionNo + 1n : this.versionNo;
-    if (changed && this.hooks.persist !== undefined) {
+    const persisting = changed && this.hooks.persist !== undefined;
+    if (persisting) {
       try {
-        await this.hooks.persist(policy, version);
+        await this.hooks.persist?.(policy, version);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
-        this.log.error({ method, err: message }, 'persisting the policy failed; restoring the previous one');
-        if (before !== undefined) {
-          try {
-            await this.reconcileWith(before, false);
-          } catch (e2) {
-            this.log.error({ err: String(e2) }, 'restoring the previous policy failed');
-          }
-        }
+        this.log.error({ method, err: message }, 'persisting the policy failed; nothing applied');
         throw new ApiError(Code.UNAVAILABLE, `cannot persist the policy: ${message}`);
       }
+    }
+    let result: BackendApplyResult;
+    try {
+      result = await this.reconcileWith(policy, false);
+    } catch (e) {
+      const err = this.refused(method, e);
+      if (persisting) await this.restoreState(before);
+      throw err;
     }
     this.current = policy;
     this.versionNo = version;
@@ -261,7 +285,10 @@ export class PolicyStore {
     this.lastError = '';
     for (const w of result.warnings) this.log.warn({ method }, w);
     if (changed) {
-      this.log.info({ method, version: String(version), diff: summarizeDiff(diff) }, 'policy changed');
+      this.log.info(
+        { method, version: String(version), diff: summarizeDiff(diff) },
+        'policy changed',
+      );
       const change: PolicyChange = { version, method, diff, timeUnixMs: this.lastApplyUnixMs };
       for (const w of [...this.watchers]) {
         try {
@@ -271,7 +298,37 @@ export class PolicyStore {
         }
       }
     }
-    return { policy, version, dryRun, changed, diff, datapath: result.tables, warnings: result.warnings };
+    return {
+      policy,
+      version,
+      dryRun,
+      changed,
+      diff,
+      datapath: result.tables,
+      warnings: result.warnings,
+    };
+  }
+
+  private refused(method: string, e: unknown): ApiError {
+    const err = classifyBackendError(e);
+    this.log.warn(
+      { method, code: Code[err.code], err: err.message },
+      'datapath refused the policy',
+    );
+    return err;
+  }
+
+  /** Puts the durable state back as it was before a change the datapath refused. */
+  private async restoreState(before: Policy | undefined): Promise<void> {
+    try {
+      if (before !== undefined) await this.hooks.persist?.(before, this.versionNo);
+      else await this.hooks.forget?.();
+    } catch (e) {
+      this.log.error(
+        { err: e instanceof Error ? e.message : String(e) },
+        'restoring the state file after a refused change failed; it holds the refused policy',
+      );
+    }
   }
 }
 

@@ -81,9 +81,7 @@ export const configSchema = z.strictObject({
       allowedGids: z.array(id).default([]),
     })
     .default({ path: '/run/tenet/tenetd.sock', allowedUids: [0], allowedGids: [] }),
-  metrics: z
-    .strictObject({ listen: listen.nullable().default(null) })
-    .default({ listen: null }),
+  metrics: z.strictObject({ listen: listen.nullable().default(null) }).default({ listen: null }),
   stateDir: absPath.default('/var/lib/tenet'),
   pinRoot: absPath.default(TENET_PIN_ROOT),
   log: z
@@ -104,7 +102,11 @@ export type Config = z.output<typeof configSchema>;
 
 export function parseConfig(text: string, file = '<config>'): Config {
   const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message}`));
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `YAML: ${e.message}`),
+    );
   const raw: unknown = doc.toJS() ?? {};
   const r = configSchema.safeParse(raw);
   if (!r.success) {

@@ -48,14 +48,19 @@ export function decodeState(data: Buffer): { policy: Policy; version: bigint } {
   if (nl < 0 || nl > 512) throw new StateFormatError('no header line');
   const header = data.subarray(0, nl).toString('utf8');
   const m = /^(\S+) (\d+) version=(\d+) length=(\d+) sha256=([0-9a-f]{64})$/.exec(header);
-  if (m === null || m[1] !== MAGIC) throw new StateFormatError(`not a tenet state file header: ${JSON.stringify(header.slice(0, 80))}`);
+  if (m === null || m[1] !== MAGIC)
+    throw new StateFormatError(
+      `not a tenet state file header: ${JSON.stringify(header.slice(0, 80))}`,
+    );
   if (Number(m[2]) !== STATE_FORMAT) {
     throw new StateFormatError(`state format ${m[2]}, this tenetd reads format ${STATE_FORMAT}`);
   }
   const body = data.subarray(nl + 1);
   const length = Number(m[4]);
-  if (body.length < length) throw new StateFormatError(`truncated: ${body.length} of ${length} bytes`);
-  if (body.length > length) throw new StateFormatError(`${body.length - length} bytes after the end`);
+  if (body.length < length)
+    throw new StateFormatError(`truncated: ${body.length} of ${length} bytes`);
+  if (body.length > length)
+    throw new StateFormatError(`${body.length - length} bytes after the end`);
   const sha = createHash('sha256').update(body).digest('hex');
   if (sha !== m[5]) throw new StateFormatError('checksum mismatch (corrupted)');
   let raw: unknown;
@@ -75,7 +80,10 @@ export function decodeState(data: Buffer): { policy: Policy; version: bigint } {
 export class StateFile {
   readonly path: string;
 
-  constructor(readonly dir: string, name = STATE_FILE_NAME) {
+  constructor(
+    readonly dir: string,
+    name = STATE_FILE_NAME,
+  ) {
     this.path = join(dir, name);
   }
 
@@ -94,6 +102,17 @@ export class StateFile {
     }
     await fh.close();
     await rename(tmp, this.path);
+    await syncDir(dirname(this.path));
+  }
+
+  /** Removes the state (durably); absent already is fine. */
+  async forget(): Promise<void> {
+    try {
+      await unlink(this.path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
     await syncDir(dirname(this.path));
   }
 

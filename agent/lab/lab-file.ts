@@ -24,6 +24,7 @@ const vm = z.strictObject({
   mac: z.string().optional(),
   addrs: z.array(z.string()).optional(),
   mtu: z.number().int().min(68).max(65535).optional(),
+  portMtu: z.number().int().min(68).max(65535).optional(),
   portMac: z.string().optional(),
   portAddrs: z.array(z.string()).optional(),
   routes: z.array(route).optional(),

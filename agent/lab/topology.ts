@@ -35,7 +35,14 @@ export interface VmSpec {
   ifname?: string;
   mac?: string;
   addrs?: string[];
+  /** MTU of the VM's interface only; the host-side port keeps its own (see portMtu). */
   mtu?: number;
+  /**
+   * MTU of the host-side port (default: the kernel's 1500). It must take whatever the VM may
+   * send, so that an oversized frame reaches tc and gets ICMP "fragmentation needed" back instead
+   * of being dropped silently by the veth.
+   */
+  portMtu?: number;
   /** MAC and addresses of the host-side port (usually none: tenet owns that port). */
   portMac?: string;
   portAddrs?: string[];
@@ -257,7 +264,7 @@ export async function buildTopology(lab: Lab, spec: TopologySpec): Promise<Topol
           name: v.port,
           mac: v.portMac ?? randomMac(),
           addrs: v.portAddrs ?? [],
-          ...(v.mtu ? { mtu: v.mtu } : {}),
+          ...(v.portMtu ? { mtu: v.portMtu } : {}),
         },
       );
       if (v.gro) await vns.execOk(['ethtool', '-K', ifname, 'gro', 'on']);

@@ -603,7 +603,8 @@ function xdp(f: Buffer, lk: Lookups, counters: CounterDeltas): Done {
   if (f.readUInt16BE(greOff + 2) !== ETH_P_TEB) return drop('nvgre_bad_protocol');
   if (greOff + 8 > ipEnd) return drop('nvgre_truncated');
   const vsid = f.readUInt32BE(greOff + 4) >>> 8;
-  if (!lk.vsubnet(vsid)) return drop('nvgre_vsid_unknown');
+  const vsub = lk.vsubnet(vsid);
+  if (!vsub) return drop('nvgre_vsid_unknown');
 
   const innerOff = greOff + 8;
   let avail = ipEnd - innerOff;
@@ -639,7 +640,7 @@ function xdp(f: Buffer, lk: Lookups, counters: CounterDeltas): Done {
     return drop('nvgre_inner_malformed');
   }
 
-  const srec = lk.record(vsid, family, src);
+  const srec = lk.record(vsid, family, src) ?? routedSource(lk, vsub, family, src);
   if (!srec || srec.pa >>> 0 !== saddr) return drop('nvgre_foreign_pa');
   const drec = lk.record(vsid, family, dst);
   if (!drec || !(drec.flags & RECORD_LOCAL)) return drop('nvgre_dst_not_local');
@@ -668,6 +669,23 @@ function xdp(f: Buffer, lk: Lookups, counters: CounterDeltas): Done {
   counters.vsids.push({ vsid, kind: 'decap', packets: 1, bytes: out.length });
   counters.ports.push({ ifindex: drec.ifindex, direction: 'tx', packets: 1, bytes: out.length });
   return redirect(drec.ifindex, out);
+}
+
+/**
+ * The record that vouches for the inner source of a routed packet (bpf/lib/nvgre.h
+ * tenet_nvgre_routed_src): found through the routing domain's routes, as the sender's router did.
+ */
+function routedSource(
+  lk: Lookups,
+  vsub: Vsubnet,
+  family: number,
+  src: Uint8Array,
+): LookupRecord | undefined {
+  const rt = lk.route(vsub.rdid, family, src);
+  if (!rt) return undefined;
+  const svsub = lk.vsubnet(rt.vsid);
+  if (!svsub || svsub.rdid !== vsub.rdid) return undefined;
+  return lk.record(rt.vsid, family, rt.flags & ROUTE_GATEWAY ? rt.nexthop : src);
 }
 
 /** One line for test failures: what the model decided. */

@@ -145,7 +145,11 @@ enum tenet_drop_reason {
 	TENET_DROP_NVGRE_INNER_VLAN = 50,
 	/* Inner frame is neither IPv4 nor IPv6, or its IP version or IHL is wrong. */
 	TENET_DROP_NVGRE_INNER_MALFORMED = 51,
-	/* No lookup record of the VSID names the outer source PA for the inner source CA. */
+	/*
+	 * No lookup record names the outer source PA for the inner source CA: the source's record
+	 * in the VSID, or for a routed packet its record in the subnet the routing domain's routes
+	 * give for it.
+	 */
 	TENET_DROP_NVGRE_FOREIGN_PA = 52,
 	/* Inner destination is not a local lookup record of the VSID. */
 	TENET_DROP_NVGRE_DST_NOT_LOCAL = 53,

@@ -161,21 +161,48 @@ static __always_inline int tenet_nvgre_encap(struct tenet_ctx *ctx, const struct
 }
 
 /*
+ * The lookup record that vouches for the inner source of a packet in virtual subnet vsub when the
+ * source has no record there. That is the normal case for routed traffic: the sending host's
+ * distributed router encapsulates with the destination's VSID, and the source lives in another
+ * subnet of the routing domain. Its subnet is found as the router found the destination's, by the
+ * routing domain's customer routes; for a gateway route, the record of the next hop (a source
+ * behind a virtual appliance arrives from the appliance's host). NULL if there is none.
+ */
+static __always_inline const struct tenet_lookup_record *
+tenet_nvgre_routed_src(__u32 gen, const struct tenet_vsubnet *vsub, const struct tenet_l3 *in)
+{
+	const struct tenet_vsubnet *svsub;
+	const struct tenet_route *rt;
+
+	rt = tenet_route_get(gen, vsub->rdid, in->family, in->saddr);
+	if (!rt)
+		return NULL;
+	svsub = tenet_vsubnet_get(gen, rt->vsid);
+	if (!svsub || svsub->rdid != vsub->rdid)
+		return NULL;
+	if (rt->flags & TENET_ROUTE_GATEWAY)
+		return tenet_record_get(gen, rt->vsid, in->family, rt->nexthop);
+	return tenet_record_get(gen, rt->vsid, in->family, in->saddr);
+}
+
+/*
  * NVGRE from the wire (XDP). Returns 0 when the frame is not NVGRE to a local PA (pass it on),
  * the XDP_REDIRECT verdict when it was decapsulated and sent to its VM port, or a negated drop
  * reason. The checks, in order:
  *   outer IPv4 (untagged) protocol 47 to a live local PA, else pass;
  *   an outer fragment; GRE cut off; flags/version not 0x2000; protocol not 0x6558; VSID not
  *   live; inner Ethernet or IP header cut off or longer than the outer payload; inner 802.1Q;
- *   inner not IPv4/IPv6 (or bad version, IHL, length); no record of the VSID for the inner
- *   source with the outer source as its PA; inner destination not a local record of the VSID;
- *   outer CE over inner Not-ECT.
+ *   inner not IPv4/IPv6 (or bad version, IHL, length); the inner source's record (in the VSID,
+ *   or for a routed packet in the subnet the routing domain's routes give) not naming the outer
+ *   source as its PA; inner destination not a local record of the VSID; outer CE over inner
+ *   Not-ECT.
  */
 static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct tenet_pkt *pkt,
 					     __u32 gen)
 {
 	struct xdp_md *xdp = ctx->raw;
 	const struct tenet_lookup_record *src, *dst;
+	const struct tenet_vsubnet *vsub;
 	struct tenet_gre_key_hdr *gre;
 	struct ethhdr *ieth;
 	struct iphdr *iph;
@@ -208,7 +235,8 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 	if (gre_off + sizeof(*gre) > ip_end || (void *)(gre + 1) > ctx->data_end)
 		return -TENET_DROP_NVGRE_TRUNCATED;
 	vsid = bpf_ntohl(gre->key) >> 8;
-	if (!tenet_vsubnet_get(gen, vsid))
+	vsub = tenet_vsubnet_get(gen, vsid);
+	if (!vsub)
 		return -TENET_DROP_NVGRE_VSID_UNKNOWN;
 
 	inner_off = gre_off + sizeof(*gre);
@@ -259,6 +287,8 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 	}
 
 	src = tenet_record_get(gen, vsid, in.family, in.saddr);
+	if (!src)
+		src = tenet_nvgre_routed_src(gen, vsub, &in);
 	if (!src || src->pa != iph->saddr)
 		return -TENET_DROP_NVGRE_FOREIGN_PA;
 	dst = tenet_record_get(gen, vsid, in.family, in.daddr);

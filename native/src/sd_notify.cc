@@ -22,7 +22,8 @@
 #include "unix.h"
 #include "unique_fd.h"
 
-namespace tenet {
+namespace tenet
+{
 
 Napi::Value SdNotify(const Napi::CallbackInfo &info)
 {
@@ -39,7 +40,8 @@ Napi::Value SdNotify(const Napi::CallbackInfo &info)
 	memcpy(addr.sun_path, path.data(), path.size());
 	if (path[0] == '@')
 		addr.sun_path[0] = '\0'; // abstract namespace: no terminating NUL counts
-	socklen_t addrlen = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size());
+	socklen_t addrlen =
+		static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size());
 
 	UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
 	if (fd.get() < 0)
@@ -47,9 +49,9 @@ Napi::Value SdNotify(const Napi::CallbackInfo &info)
 	ssize_t n = sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
 			   reinterpret_cast<struct sockaddr *>(&addr), addrlen);
 	if (n < 0)
-		ThrowBpfError(env, "sendto", errno, {path, {}, {}, {}});
+		ThrowBpfError(env, "sendto", errno, { path, {}, {}, {} });
 	if (static_cast<size_t>(n) != state.size())
-		ThrowBpfError(env, "sendto", EMSGSIZE, {path, {}, {}, {}});
+		ThrowBpfError(env, "sendto", EMSGSIZE, { path, {}, {}, {} });
 	return env.Undefined();
 }
 

@@ -52,9 +52,9 @@ function rawClient(socketPath: string): Client {
 function send(path: string, bytes: Buffer): Promise<number> {
   const m = METHODS.get(path);
   if (m === undefined) throw new Error(path);
-  const fn = (raw as unknown as Record<string, (...a: unknown[]) => unknown>)[`${m.service}_${m.name}`] as (
-    ...a: unknown[]
-  ) => unknown;
+  const fn = (raw as unknown as Record<string, (...a: unknown[]) => unknown>)[
+    `${m.service}_${m.name}`
+  ] as (...a: unknown[]) => unknown;
   const deadline = { deadline: Date.now() + 20_000 };
   return new Promise((resolve) => {
     const done = (err: ServiceError | null): void => resolve(err === null ? status.OK : err.code);
@@ -101,7 +101,10 @@ describe('malformed requests', () => {
 
   it('random bytes on the raw socket', async () => {
     await unchanged(async () => {
-      const rng = fc.sample(fc.uint8Array({ minLength: 1, maxLength: 4096 }), { numRuns: 40, seed: 7 });
+      const rng = fc.sample(fc.uint8Array({ minLength: 1, maxLength: 4096 }), {
+        numRuns: 40,
+        seed: 7,
+      });
       const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
       await Promise.all(
         rng.map(
@@ -167,24 +170,34 @@ describe('malformed requests', () => {
       expect(await send(createPort, Buffer.from([0x08, 0x05]))).toBe(status.INVALID_ARGUMENT);
       // port { name (string) as varint, vsid (uint32) as bytes }
       const inner = Buffer.from([0x08, 0x01, 0x2a, 0x01, 0x41]);
-      expect(await send(createPort, Buffer.concat([Buffer.from([0x0a, inner.length]), inner]))).toBe(
-        status.INVALID_ARGUMENT,
-      );
+      expect(
+        await send(createPort, Buffer.concat([Buffer.from([0x0a, inner.length]), inner])),
+      ).toBe(status.INVALID_ARGUMENT);
       // a length that runs past the end
       expect(await send(createPort, Buffer.from([0x0a, 0x7f, 0x0a]))).toBe(status.INVALID_ARGUMENT);
       // Apply { text: invalid UTF-8 }
-      expect(await send('/tenet.v1.PolicyService/Apply', Buffer.from([0x0a, 0x02, 0xff, 0xfe]))).toBe(
-        status.INVALID_ARGUMENT,
-      );
+      expect(
+        await send('/tenet.v1.PolicyService/Apply', Buffer.from([0x0a, 0x02, 0xff, 0xfe])),
+      ).toBe(status.INVALID_ARGUMENT);
     });
   });
 
   it('huge repeated fields are refused with a bounded answer', async () => {
     await unchanged(async () => {
-      const addresses = Array.from({ length: 200_000 }, (_, i) => `198.19.${(i >> 8) & 255}.${i & 255}`);
+      const addresses = Array.from(
+        { length: 200_000 },
+        (_, i) => `198.19.${(i >> 8) & 255}.${i & 255}`,
+      );
       const err = await rejection(
         api.client.policy('CreatePort', {
-          port: { name: 'big', host: 'hv1', interface: 'vm-x', mac: '02:00:00:00:00:99', vsid: 5001, addresses },
+          port: {
+            name: 'big',
+            host: 'hv1',
+            interface: 'vm-x',
+            mac: '02:00:00:00:00:99',
+            vsid: 5001,
+            addresses,
+          },
         }),
       );
       expect(err.code).toBe(status.INVALID_ARGUMENT);
@@ -196,7 +209,9 @@ describe('malformed requests', () => {
         mac: '02:00:00:00:00:98',
         pa: '198.18.0.1',
       }));
-      const err2 = await rejection(api.client.bulkLoad([{ mode: 'BULK_LOAD_MODE_REPLACE', lookupRecords: records }]));
+      const err2 = await rejection(
+        api.client.bulkLoad([{ mode: 'BULK_LOAD_MODE_REPLACE', lookupRecords: records }]),
+      );
       expect(err2.code).toBe(status.INVALID_ARGUMENT);
     });
   });

@@ -140,7 +140,9 @@ export function tablesSnapshot(tables: MemoryPolicyTables): unknown {
   const hex = (_k: string, v: unknown): unknown =>
     v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v;
   for (const t of ['ports', 'vsubnets', 'records', 'routes', 'localPas'] as const) {
-    out[t] = [...tables.rows(t).entries()].map(([id, row]) => `${id}=${JSON.stringify(row, hex)}`).sort();
+    out[t] = [...tables.rows(t).entries()]
+      .map(([id, row]) => `${id}=${JSON.stringify(row, hex)}`)
+      .sort();
   }
   return { out, generation: tables.activeGeneration };
 }

@@ -107,7 +107,12 @@ describe('control socket', () => {
     const pkg = loadPackageDefinition(loadSync(protoPath, { longs: String })) as unknown as {
       grpc: {
         reflection: {
-          v1: { ServerReflection: new (addr: string, creds: unknown) => Client & Record<string, () => unknown> };
+          v1: {
+            ServerReflection: new (
+              addr: string,
+              creds: unknown,
+            ) => Client & Record<string, () => unknown>;
+          };
         };
       };
     };
@@ -117,7 +122,9 @@ describe('control socket', () => {
     );
     const ask = (req: object): Promise<Record<string, unknown>> =>
       new Promise((resolve, reject) => {
-        const stream = (client as unknown as { ServerReflectionInfo(): NodeJS.ReadWriteStream & { end(): void } }).ServerReflectionInfo();
+        const stream = (
+          client as unknown as { ServerReflectionInfo(): NodeJS.ReadWriteStream & { end(): void } }
+        ).ServerReflectionInfo();
         stream.on('data', (d: Record<string, unknown>) => {
           resolve(d);
           stream.end();
@@ -135,9 +142,11 @@ describe('control socket', () => {
     const file = await ask({ fileContainingSymbol: 'tenet.v1.PolicyService' });
     const protos = (file.fileDescriptorResponse as { fileDescriptorProto: Buffer[] })
       .fileDescriptorProto;
-    const root = protobuf.Root.fromDescriptor({
-      file: protos.map((b) => descriptor.FileDescriptorProto.decode(b)),
-    });
+    const root = protobuf.Root.fromDescriptor(
+      descriptor.FileDescriptorSet.encode({
+        file: protos.map((b) => descriptor.FileDescriptorProto.decode(b)),
+      }).finish(),
+    );
     const svc = root.lookupService('tenet.v1.PolicyService');
     expect(Object.keys(svc.methods)).toEqual(
       expect.arrayContaining(['CreatePort', 'Apply', 'BulkLoadLookupRecords', 'Watch']),

@@ -9,6 +9,9 @@ import { describePrivileged } from '../helpers/privilege.js';
 import { runCase, type Case } from './cases.js';
 import {
   BLUE1,
+  BLUE2,
+  GW1_MAC,
+  GW2_MAC,
   PA_A,
   PA_B,
   PA_C,
@@ -19,6 +22,8 @@ import {
   RED2_VM,
   VM2,
   VM2_IFINDEX,
+  VM3,
+  VM3_IFINDEX,
   VM4,
   ZERO_RECORD,
   only,
@@ -147,6 +152,38 @@ const delivered: Case[] = [
           bytes: inner4({ src: RED1_VM.ip4, dst: RED2_VM.ip4 }).build().length,
         },
       },
+    ),
+  },
+  {
+    name: 'routed from another subnet of the routing domain (VSID of the destination): accepted',
+    input: () =>
+      wrap(
+        nvgre({ vsid: BLUE2 }),
+        inner4({ dst: VM3.ip4, dmac: VM3.mac, smac: GW2_MAC, tos: 0 }).build(),
+      ),
+    expect: decap(() => inner4({ dst: VM3.ip4, dmac: VM3.mac, smac: GW2_MAC }).build(), {
+      ifindex: VM3_IFINDEX,
+      txIfindex: VM3_IFINDEX,
+      vsid: { vsid: BLUE2, kind: 'decap', bytes: inner4().build().length },
+    }),
+  },
+  {
+    name: 'routed ipv6 via a gateway route (source behind the appliance vm5 on host B): accepted',
+    input: () =>
+      wrap(
+        nvgre({ vsid: BLUE1 }),
+        packet()
+          .eth({ src: GW1_MAC, dst: VM2.mac })
+          .ipv6({ src: 'fd00:30::7', dst: VM2.ip6, hopLimit: 63 })
+          .udp({ sport: 1, dport: 2 })
+          .build(),
+      ),
+    expect: decap(() =>
+      packet()
+        .eth({ src: GW1_MAC, dst: VM2.mac })
+        .ipv6({ src: 'fd00:30::7', dst: VM2.ip6, hopLimit: 63 })
+        .udp({ sport: 1, dport: 2 })
+        .build(),
     ),
   },
   {
@@ -376,6 +413,18 @@ const drops: Case[] = [
   {
     name: "outer source PA is not the PA of the inner source's record",
     input: () => wrap(nvgre({ src: PA_C }), inner4().build()),
+    expect: { verdict: 'drop', reason: 'nvgre_foreign_pa' },
+  },
+  {
+    name: 'routed source whose subnet record names another PA',
+    input: () =>
+      wrap(nvgre({ vsid: BLUE2, src: PA_C }), inner4({ dst: VM3.ip4, dmac: VM3.mac }).build()),
+    expect: { verdict: 'drop', reason: 'nvgre_foreign_pa' },
+  },
+  {
+    name: 'routed source without a record in the subnet its route gives',
+    tables: (t) => setRecord(t, BLUE1, VM4.ip4, undefined),
+    input: () => wrap(nvgre({ vsid: BLUE2 }), inner4({ dst: VM3.ip4, dmac: VM3.mac }).build()),
     expect: { verdict: 'drop', reason: 'nvgre_foreign_pa' },
   },
   {

@@ -1,0 +1,211 @@
+// The datapath backend tenetd runs with (config `datapath.backend`):
+//
+//   host    the BPF datapath of this host through the HostAgent (agent/host): loads or adopts the
+//           objects, pins and links under pinRoot, applies policies, leaves the datapath running
+//           on stop. Counters come from the pinned per-CPU maps (CounterReader).
+//   memory  the real compiler and reconciler over in-memory tables, with the host's interfaces
+//           taken from the config: a daemon that touches no kernel state (development, API tests).
+//
+// The HostAgent is reached through the small HostAgentLike interface below and loaded at run
+// time, so the API and daemon do not depend on the host agent's internals at compile time.
+
+import { join } from 'node:path';
+import { Maps, TENET_ABI_VERSION, type MapName } from '../abi/generated.js';
+import {
+  ReconcilerBackend,
+  isAppliedWithWarning,
+  portInterfaces,
+  tableChanges,
+  type BackendApplyResult,
+  type BackendInfo,
+  type CounterSnapshot,
+  type MapUsageSample,
+  type PolicyBackend,
+} from '../api/backend.js';
+import type { TableName } from '../compiler/tables.js';
+import { TABLES, TABLE_NAMES } from '../compiler/tables.js';
+import type { Policy } from '../policy/index.js';
+import { MemoryPolicyTables, type ApplyResult, type TransactionPlan } from '../reconciler/index.js';
+import type { Config } from './config.js';
+
+type LogFn = (fields: Record<string, unknown>, message: string) => void;
+export interface BackendLogger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
+/** What tenetd uses of agent/host's HostAgent. */
+export interface HostAgentLike {
+  applyPolicy(policy: Policy): Promise<{ readonly reconcile: ApplyResult }>;
+  plan(policy: Policy): Promise<{ readonly plan: TransactionPlan }>;
+  hasInstalledPolicy(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export interface HostAgentModule {
+  HostAgent: {
+    start(opts: {
+      hostName: string;
+      pinRoot?: string;
+      netns?: string;
+      logger?: BackendLogger;
+    }): Promise<HostAgentLike>;
+  };
+}
+
+interface CounterReaderLike {
+  portTraffic(): { ifindex: number; direction: 'rx' | 'tx'; packets: bigint; bytes: bigint }[];
+  dropTotals(): { reason: string; packets: bigint; bytes: bigint }[];
+  close(): void;
+}
+
+/** PolicyBackend over a HostAgent. */
+export class HostBackend implements PolicyBackend {
+  private agent: HostAgentLike | undefined;
+  private reader: CounterReaderLike | undefined;
+  private applied: Policy | undefined;
+  private libbpf = 'unknown';
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: BackendLogger,
+    private readonly load: () => Promise<HostAgentModule> = async () =>
+      (await import(new URL('../host/index.js', import.meta.url).href)) as HostAgentModule,
+  ) {}
+
+  private get host(): HostAgentLike {
+    if (this.agent === undefined) throw new Error('the host backend is not started');
+    return this.agent;
+  }
+
+  async start(): Promise<{ installed: boolean }> {
+    const { HostAgent } = await this.load();
+    const { libbpfVersion } = await import('../bpf/native.js');
+    this.libbpf = libbpfVersion();
+    this.agent = await HostAgent.start({
+      hostName: this.config.hostName,
+      pinRoot: this.config.pinRoot,
+      ...(this.config.datapath.netns === undefined ? {} : { netns: this.config.datapath.netns }),
+      logger: this.log,
+    });
+    return { installed: await this.agent.hasInstalledPolicy() };
+  }
+
+  async apply(policy: Policy, { dryRun }: { dryRun: boolean }): Promise<BackendApplyResult> {
+    if (dryRun) {
+      const report = await this.host.plan(policy);
+      return { tables: tableChanges(report.plan.changes), warnings: [] };
+    }
+    try {
+      const report = await this.host.applyPolicy(policy);
+      this.applied = policy;
+      return { tables: tableChanges(report.reconcile.changes), warnings: [] };
+    } catch (e) {
+      if (!isAppliedWithWarning(e)) throw e;
+      this.applied = policy;
+      return { tables: [], warnings: [(e as Error).message] };
+    }
+  }
+
+  private async counterReader(): Promise<CounterReaderLike | undefined> {
+    if (this.reader !== undefined) return this.reader;
+    try {
+      const { CounterReader } = await import('../datapath/counters.js');
+      this.reader = new CounterReader(this.config.pinRoot);
+    } catch (e) {
+      this.log.warn({ err: String(e) }, 'datapath counters are not readable');
+    }
+    return this.reader;
+  }
+
+  async counters(): Promise<CounterSnapshot> {
+    const reader = await this.counterReader();
+    const { ifNameToIndex } = await import('../bpf/native.js');
+    const ports = [];
+    if (reader !== undefined && this.applied !== undefined) {
+      const facts: Record<string, { ifindex: number }> = {};
+      for (const p of this.applied.ports) {
+        if (p.host !== this.config.hostName) continue;
+        try {
+          facts[p.interface] = {
+            ifindex: ifNameToIndex({
+              ifname: p.interface,
+              ...(this.config.datapath.netns === undefined
+                ? {}
+                : { netns: this.config.datapath.netns }),
+            }),
+          };
+        } catch {
+          /* the interface is gone */
+        }
+      }
+      const names = portInterfaces(this.applied, this.config.hostName, facts as never);
+      for (const t of reader.portTraffic()) {
+        const who = names.get(t.ifindex);
+        if (who !== undefined)
+          ports.push({ ...who, direction: t.direction, packets: t.packets, bytes: t.bytes });
+      }
+    }
+    return {
+      ports,
+      drops: reader?.dropTotals() ?? [],
+      maps: await pinnedMapUsage(this.config.pinRoot),
+    };
+  }
+
+  info(): BackendInfo {
+    return { abiVersion: TENET_ABI_VERSION, libbpfVersion: this.libbpf };
+  }
+
+  async stop(): Promise<void> {
+    this.reader?.close();
+    this.reader = undefined;
+    await this.agent?.stop();
+  }
+}
+
+/** Entries and capacity of the pinned policy maps (keys counted with get_next_key). */
+async function pinnedMapUsage(pinRoot: string): Promise<MapUsageSample[]> {
+  const { BpfMap } = await import('../bpf/native.js');
+  const out: MapUsageSample[] = [];
+  for (const t of TABLE_NAMES) {
+    const name: MapName = TABLES[t].map;
+    let map;
+    try {
+      map = BpfMap.openPinned(join(pinRoot, name));
+    } catch {
+      continue;
+    }
+    try {
+      let entries = 0;
+      for (let key = map.nextKey(null); key !== null; key = map.nextKey(key)) entries++;
+      out.push({ map: name, entries, capacity: Maps[name].maxEntries });
+    } finally {
+      map.close();
+    }
+  }
+  return out;
+}
+
+export function memoryBackend(config: Config): PolicyBackend {
+  // The BPF maps' capacities, so a full "map" behaves as it would on the real datapath.
+  const capacity = Object.fromEntries(
+    TABLE_NAMES.map((t) => [t, Maps[TABLES[t].map].maxEntries]),
+  ) as Record<TableName, number>;
+  const tables = new MemoryPolicyTables({ capacity });
+  return new ReconcilerBackend({
+    hostName: config.hostName,
+    tables,
+    facts: () => config.datapath.interfaces,
+    capacity,
+    libbpfVersion: 'none (memory backend)',
+  });
+}
+
+export function createBackend(config: Config, log: BackendLogger): PolicyBackend {
+  return config.datapath.backend === 'memory'
+    ? memoryBackend(config)
+    : new HostBackend(config, log);
+}
