@@ -1,7 +1,13 @@
 // Reading the datapath's counters: per-CPU maps summed over CPUs at read time. The datapath never
 // resets them; readers compute rates from differences.
 
-import { DropReasonByValue, Maps, type Counter, type PortKey } from '../abi/generated.js';
+import {
+  DropReasonByValue,
+  Maps,
+  type Counter,
+  type PortKey,
+  type VsidCounters,
+} from '../abi/generated.js';
 import { BpfMap, PerCpuTypedMap, sumPerCpu } from '../bpf/index.js';
 import { join } from 'node:path';
 
@@ -10,6 +16,10 @@ export interface PortTraffic {
   direction: 'rx' | 'tx';
   packets: bigint;
   bytes: bigint;
+}
+
+export interface VsidTraffic extends VsidCounters {
+  vsid: number;
 }
 
 export interface DropTotal {
@@ -26,6 +36,7 @@ function sumCounters(perCpu: readonly Counter[]): Counter {
 export class CounterReader {
   private readonly ports: PerCpuTypedMap<PortKey, Counter>;
   private readonly drops: PerCpuTypedMap<number, Counter>;
+  private readonly vsids: PerCpuTypedMap<number, VsidCounters>;
 
   constructor(pinRoot: string) {
     this.ports = new PerCpuTypedMap(
@@ -38,6 +49,26 @@ export class CounterReader {
       Maps.tenet_drop_ctrs.key,
       Maps.tenet_drop_ctrs.value,
     );
+    this.vsids = new PerCpuTypedMap(
+      BpfMap.openPinned(join(pinRoot, Maps.tenet_vsid_ctrs.name)),
+      Maps.tenet_vsid_ctrs.key,
+      Maps.tenet_vsid_ctrs.value,
+    );
+  }
+
+  /** NVGRE traffic per virtual subnet: encapsulated towards and decapsulated from the underlay. */
+  vsidTraffic(): VsidTraffic[] {
+    const out: VsidTraffic[] = [];
+    for (const [vsid, perCpu] of this.vsids.entries()) {
+      const sum = sumPerCpu(perCpu, [
+        'encap_packets',
+        'encap_bytes',
+        'decap_packets',
+        'decap_bytes',
+      ]) as VsidCounters;
+      out.push({ vsid, ...sum });
+    }
+    return out.sort((a, b) => a.vsid - b.vsid);
   }
 
   portTraffic(): PortTraffic[] {
@@ -68,5 +99,6 @@ export class CounterReader {
   close(): void {
     this.ports.close();
     this.drops.close();
+    this.vsids.close();
   }
 }
