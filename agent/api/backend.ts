@@ -56,6 +56,16 @@ export interface DropCounterSample {
   readonly bytes: bigint;
 }
 
+export interface VsidCounterSample {
+  readonly vsid: number;
+  /** The virtual subnet's name in the applied policy ('' when it has none). */
+  readonly virtualSubnet: string;
+  readonly encapPackets: bigint;
+  readonly encapBytes: bigint;
+  readonly decapPackets: bigint;
+  readonly decapBytes: bigint;
+}
+
 export interface MapUsageSample {
   readonly map: string;
   readonly entries: number;
@@ -65,6 +75,8 @@ export interface MapUsageSample {
 export interface CounterSnapshot {
   readonly ports: readonly PortCounterSample[];
   readonly drops: readonly DropCounterSample[];
+  /** NVGRE traffic per virtual subnet (encapsulated to / decapsulated from the underlay). */
+  readonly vsids: readonly VsidCounterSample[];
   readonly maps: readonly MapUsageSample[];
 }
 
@@ -134,9 +146,39 @@ export function tableChanges(changes: ApplyResult['changes']): TableChangeCount[
   return TABLE_NAMES.map((t) => ({ table: TABLES[t].map, ...changes[t] }));
 }
 
+export interface VsidTrafficSample {
+  vsid: number;
+  encap_packets: bigint;
+  encap_bytes: bigint;
+  decap_packets: bigint;
+  decap_bytes: bigint;
+}
+
+/** What the API reads of the datapath's counters (CounterReader provides it). */
 export interface CounterSource {
   portTraffic(): { ifindex: number; direction: 'rx' | 'tx'; packets: bigint; bytes: bigint }[];
   dropTotals(): { reason: string; packets: bigint; bytes: bigint }[];
+  /** Per-VSID NVGRE counters (datapaths with tenet_vsid_ctrs). */
+  vsidTraffic?(): VsidTrafficSample[];
+}
+
+/** Per-VSID samples named after the policy's virtual subnets. */
+export function vsidSamples(
+  source: CounterSource,
+  policy: Policy | undefined,
+): VsidCounterSample[] {
+  if (source.vsidTraffic === undefined) return [];
+  const names = new Map<number, string>();
+  for (const d of policy?.routingDomains ?? [])
+    for (const s of d.virtualSubnets) names.set(s.vsid, s.name);
+  return source.vsidTraffic().map((v) => ({
+    vsid: v.vsid,
+    virtualSubnet: names.get(v.vsid) ?? '',
+    encapPackets: v.encap_packets,
+    encapBytes: v.encap_bytes,
+    decapPackets: v.decap_packets,
+    decapBytes: v.decap_bytes,
+  }));
 }
 
 export interface ReconcilerBackendOptions {
@@ -154,6 +196,7 @@ export interface ReconcilerBackendOptions {
 /** The real compiler and reconciler over a PolicyTables. */
 export class ReconcilerBackend implements PolicyBackend {
   private ifnames = new Map<number, { port: string; interface: string }>();
+  private applied: Policy | undefined;
 
   constructor(private readonly opts: ReconcilerBackendOptions) {}
 
@@ -178,13 +221,16 @@ export class ReconcilerBackend implements PolicyBackend {
       warnings.push((e as Error).message);
     }
     this.ifnames = portInterfaces(policy, this.opts.hostName, facts);
+    this.applied = policy;
     return { tables: tableChanges(changes), warnings };
   }
 
   async counters(): Promise<CounterSnapshot> {
     const ports: PortCounterSample[] = [];
     const drops: DropCounterSample[] = [];
+    const vsids: VsidCounterSample[] = [];
     if (this.opts.counters !== undefined) {
+      vsids.push(...vsidSamples(this.opts.counters, this.applied));
       for (const t of this.opts.counters.portTraffic()) {
         const who = this.ifnames.get(t.ifindex);
         // Counters of an interface that is no longer a port of this policy are not reported:
@@ -204,7 +250,7 @@ export class ReconcilerBackend implements PolicyBackend {
         capacity: this.opts.capacity?.[t] ?? Maps[def.map].maxEntries,
       });
     }
-    return { ports, drops, maps };
+    return { ports, drops, vsids, maps };
   }
 
   info(): BackendInfo {

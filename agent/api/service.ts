@@ -687,6 +687,14 @@ export function agentServiceHandlers(ctx: ApiContext): UntypedServiceImplementat
           bytes: String(d.bytes),
         })),
         maps: snap.maps.map((m) => ({ map: m.map, entries: m.entries, capacity: m.capacity })),
+        vsids: snap.vsids.map((v) => ({
+          vsid: v.vsid,
+          virtualSubnet: v.virtualSubnet,
+          encapPackets: String(v.encapPackets),
+          encapBytes: String(v.encapBytes),
+          decapPackets: String(v.decapPackets),
+          decapBytes: String(v.decapBytes),
+        })),
       };
     }),
   };

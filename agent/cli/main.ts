@@ -695,6 +695,15 @@ export function buildProgram(): Command {
             ['BYTES', (r) => r.bytes ?? 0],
           ]),
           '',
+          table((res.vsids as Plain[] | undefined) ?? [], [
+            ['VSID', (r) => r.vsid],
+            ['VSUBNET', (r) => r.virtualSubnet],
+            ['ENCAP-PACKETS', (r) => r.encapPackets ?? 0],
+            ['ENCAP-BYTES', (r) => r.encapBytes ?? 0],
+            ['DECAP-PACKETS', (r) => r.decapPackets ?? 0],
+            ['DECAP-BYTES', (r) => r.decapBytes ?? 0],
+          ]),
+          '',
           table((res.maps as Plain[] | undefined) ?? [], [
             ['MAP', (r) => r.map],
             ['ENTRIES', (r) => r.entries ?? 0],

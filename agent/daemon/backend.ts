@@ -16,7 +16,9 @@ import {
   isAppliedWithWarning,
   portInterfaces,
   tableChanges,
+  vsidSamples,
   type BackendApplyResult,
+  type CounterSource,
   type BackendInfo,
   type CounterSnapshot,
   type MapUsageSample,
@@ -55,9 +57,7 @@ export interface HostAgentModule {
   };
 }
 
-interface CounterReaderLike {
-  portTraffic(): { ifindex: number; direction: 'rx' | 'tx'; packets: bigint; bytes: bigint }[];
-  dropTotals(): { reason: string; packets: bigint; bytes: bigint }[];
+interface CounterReaderLike extends CounterSource {
   close(): void;
 }
 
@@ -151,6 +151,7 @@ export class HostBackend implements PolicyBackend {
     return {
       ports,
       drops: reader?.dropTotals() ?? [],
+      vsids: reader === undefined ? [] : vsidSamples(reader, this.applied),
       maps: await pinnedMapUsage(this.config.pinRoot),
     };
   }

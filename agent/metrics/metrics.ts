@@ -9,7 +9,7 @@
 // status codes), never IP addresses.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CounterSnapshot } from '../api/backend.js';
+import type { CounterSnapshot, VsidCounterSample } from '../api/backend.js';
 
 export interface BuildInfo {
   readonly version: string;
@@ -34,7 +34,7 @@ const NON_COMPLIANT_DEFAULTS = [
   'nodejs_active_resources_total',
 ];
 
-const EMPTY: CounterSnapshot = { ports: [], drops: [], maps: [] };
+const EMPTY: CounterSnapshot = { ports: [], drops: [], vsids: [], maps: [] };
 
 export class TenetMetrics {
   readonly registry = new Registry();
@@ -125,6 +125,41 @@ export class TenetMetrics {
         for (const d of current().drops) this.inc({ reason: d.reason }, Number(d.bytes));
       },
     });
+    for (const [name, help, pick] of [
+      [
+        'tenet_vsid_encap_packets_total',
+        'Packets of a virtual subnet encapsulated towards the underlay',
+        (v: VsidCounterSample) => v.encapPackets,
+      ],
+      [
+        'tenet_vsid_encap_bytes_total',
+        'Bytes of a virtual subnet encapsulated towards the underlay',
+        (v: VsidCounterSample) => v.encapBytes,
+      ],
+      [
+        'tenet_vsid_decap_packets_total',
+        'Packets of a virtual subnet decapsulated from the underlay',
+        (v: VsidCounterSample) => v.decapPackets,
+      ],
+      [
+        'tenet_vsid_decap_bytes_total',
+        'Bytes of a virtual subnet decapsulated from the underlay',
+        (v: VsidCounterSample) => v.decapBytes,
+      ],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        labelNames: ['vsid', 'virtual_subnet'],
+        registers,
+        collect() {
+          this.reset();
+          for (const v of current().vsids) {
+            this.inc({ vsid: String(v.vsid), virtual_subnet: v.virtualSubnet }, Number(pick(v)));
+          }
+        },
+      });
+    }
     new Gauge({
       name: 'tenet_map_entries',
       help: 'Entries in a datapath map',

@@ -13,8 +13,7 @@
 #include "errors.h"
 #include "unix.h"
 
-namespace tenet
-{
+namespace tenet {
 
 Napi::Value PeerCredentials(const Napi::CallbackInfo &info)
 {
@@ -30,10 +29,10 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo &info)
 	socklen_t len = sizeof(cred);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		ThrowBpfError(env, "getsockopt(SO_PEERCRED)", errno,
-			      { "fd " + std::to_string(fd), {}, {}, {} });
+			      {"fd " + std::to_string(fd), {}, {}, {}});
 	if (len != sizeof(cred))
 		ThrowBpfError(env, "getsockopt(SO_PEERCRED)", EPROTO,
-			      { "short answer of " + std::to_string(len) + " bytes", {}, {}, {} });
+			      {"short answer of " + std::to_string(len) + " bytes", {}, {}, {}});
 
 	Napi::Object out = Napi::Object::New(env);
 	out.Set("pid", Napi::Number::New(env, cred.pid));

@@ -22,8 +22,7 @@
 #include "unix.h"
 #include "unique_fd.h"
 
-namespace tenet
-{
+namespace tenet {
 
 Napi::Value SdNotify(const Napi::CallbackInfo &info)
 {
@@ -49,9 +48,9 @@ Napi::Value SdNotify(const Napi::CallbackInfo &info)
 	ssize_t n = sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
 			   reinterpret_cast<struct sockaddr *>(&addr), addrlen);
 	if (n < 0)
-		ThrowBpfError(env, "sendto", errno, { path, {}, {}, {} });
+		ThrowBpfError(env, "sendto", errno, {path, {}, {}, {}});
 	if (static_cast<size_t>(n) != state.size())
-		ThrowBpfError(env, "sendto", EMSGSIZE, { path, {}, {}, {} });
+		ThrowBpfError(env, "sendto", EMSGSIZE, {path, {}, {}, {}});
 	return env.Undefined();
 }
 

@@ -6,8 +6,7 @@
 
 #include <napi.h>
 
-namespace tenet
-{
+namespace tenet {
 
 // JS: peerCredentials(fd: number): { pid, uid, gid }
 Napi::Value PeerCredentials(const Napi::CallbackInfo &info);

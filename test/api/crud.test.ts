@@ -121,7 +121,11 @@ describe('PolicyService CRUD', () => {
       status.INVALID_ARGUMENT,
     );
     expect(details).toMatch(/provider_address\.address: "198\.18\.0\.300" is not an IPv4/);
-    await refused(() => c.policy('CreateProviderAddress', {}), status.INVALID_ARGUMENT, /provider_address: is required/);
+    await refused(
+      () => c.policy('CreateProviderAddress', {}),
+      status.INVALID_ARGUMENT,
+      /provider_address: is required/,
+    );
   });
 
   it('routing domains: create, get, list, update, delete', async () => {
@@ -132,17 +136,13 @@ describe('PolicyService CRUD', () => {
     };
     const created = await c.policy('CreateRoutingDomain', { routingDomain: rd });
     expect(created.routingDomain).toMatchObject({ name: 'green' });
-    expect((await c.policy('GetRoutingDomain', { name: 'green' })).routingDomain).toMatchObject(
-      rd,
-    );
+    expect((await c.policy('GetRoutingDomain', { name: 'green' })).routingDomain).toMatchObject(rd);
     expect((await c.policy('ListRoutingDomains')).routingDomains).toHaveLength(3);
     const sub2 = { name: 'green-db', vsid: 7002, prefixes: ['198.19.2.0/24'] };
     const updated = await c.policy('UpdateRoutingDomain', {
       routingDomain: { name: 'green', virtualSubnets: [...rd.virtualSubnets, sub2] },
     });
-    expect((updated.routingDomain as { virtualSubnets: unknown[] }).virtualSubnets).toHaveLength(
-      2,
-    );
+    expect((updated.routingDomain as { virtualSubnets: unknown[] }).virtualSubnets).toHaveLength(2);
     await c.policy('DeleteRoutingDomain', { name: 'green' });
     await refused(() => c.policy('GetRoutingDomain', { name: 'green' }), status.NOT_FOUND);
   });
@@ -152,14 +152,20 @@ describe('PolicyService CRUD', () => {
     await refused(
       () =>
         c.policy('CreateRoutingDomain', {
-          routingDomain: { name: 'blue', virtualSubnets: [{ name: 'x', vsid: 7001, prefixes: ['198.19.9.0/24'] }] },
+          routingDomain: {
+            name: 'blue',
+            virtualSubnets: [{ name: 'x', vsid: 7001, prefixes: ['198.19.9.0/24'] }],
+          },
         }),
       status.ALREADY_EXISTS,
     );
     await refused(
       () =>
         c.policy('CreateRoutingDomain', {
-          routingDomain: { name: 'green', virtualSubnets: [{ name: 'x', vsid: 5001, prefixes: ['198.19.9.0/24'] }] },
+          routingDomain: {
+            name: 'green',
+            virtualSubnets: [{ name: 'x', vsid: 5001, prefixes: ['198.19.9.0/24'] }],
+          },
         }),
       status.ALREADY_EXISTS,
       /VSID 5001/,
@@ -178,25 +184,43 @@ describe('PolicyService CRUD', () => {
     await refused(
       () =>
         c.policy('UpdateRoutingDomain', {
-          routingDomain: { name: 'nope', virtualSubnets: [{ name: 'x', vsid: 7001, prefixes: ['198.19.9.0/24'] }] },
+          routingDomain: {
+            name: 'nope',
+            virtualSubnets: [{ name: 'x', vsid: 7001, prefixes: ['198.19.9.0/24'] }],
+          },
         }),
       status.NOT_FOUND,
     );
     await refused(
       () =>
         c.policy('UpdateRoutingDomain', {
-          routingDomain: { name: 'red', virtualSubnets: [{ name: 'x', vsid: 7001, prefixes: ['198.19.9.0/24'] }] },
+          routingDomain: {
+            name: 'red',
+            virtualSubnets: [{ name: 'x', vsid: 7001, prefixes: ['198.19.9.0/24'] }],
+          },
         }),
       status.FAILED_PRECONDITION,
       /red-web.*still used by 2 ports, 4 lookup records/,
     );
-    await refused(() => c.policy('GetRoutingDomain', {}), status.INVALID_ARGUMENT, /^name: is required/);
+    await refused(
+      () => c.policy('GetRoutingDomain', {}),
+      status.INVALID_ARGUMENT,
+      /^name: is required/,
+    );
   });
 
   it('virtual subnets: create, get, list, update, delete', async () => {
     const c = api.client;
-    const vs = { name: 'blue-app', vsid: 5003, prefixes: ['198.19.3.0/24'], gateway: { ipv4: '198.19.3.1' } };
-    const created = await c.policy('CreateVirtualSubnet', { routingDomain: 'blue', virtualSubnet: vs });
+    const vs = {
+      name: 'blue-app',
+      vsid: 5003,
+      prefixes: ['198.19.3.0/24'],
+      gateway: { ipv4: '198.19.3.1' },
+    };
+    const created = await c.policy('CreateVirtualSubnet', {
+      routingDomain: 'blue',
+      virtualSubnet: vs,
+    });
     expect(created.virtualSubnet).toEqual({ routingDomain: 'blue', virtualSubnet: vs });
     expect(await c.policy('GetVirtualSubnet', { vsid: 5003 })).toEqual({
       virtualSubnet: { routingDomain: 'blue', virtualSubnet: vs },
@@ -248,15 +272,27 @@ describe('PolicyService CRUD', () => {
         }),
       status.INVALID_ARGUMENT,
     );
-    expect(d).toMatch(/virtual_subnet\.prefixes\[0\]: 198\.19\.1\.0\/25 overlaps 198\.19\.1\.0\/24/);
+    expect(d).toMatch(
+      /virtual_subnet\.prefixes\[0\]: 198\.19\.1\.0\/25 overlaps 198\.19\.1\.0\/24/,
+    );
     await refused(
-      () => c.policy('UpdateVirtualSubnet', { virtualSubnet: { name: 'x', vsid: 7777, prefixes: ['198.19.9.0/24'] } }),
+      () =>
+        c.policy('UpdateVirtualSubnet', {
+          virtualSubnet: { name: 'x', vsid: 7777, prefixes: ['198.19.9.0/24'] },
+        }),
       status.NOT_FOUND,
     );
-    await refused(() => c.policy('GetVirtualSubnet', {}), status.INVALID_ARGUMENT, /^vsid: is required/);
+    await refused(
+      () => c.policy('GetVirtualSubnet', {}),
+      status.INVALID_ARGUMENT,
+      /^vsid: is required/,
+    );
     // A single-subnet domain keeps its subnet: delete the domain instead.
     await c.policy('CreateRoutingDomain', {
-      routingDomain: { name: 'solo', virtualSubnets: [{ name: 's', vsid: 8001, prefixes: ['198.19.9.0/24'] }] },
+      routingDomain: {
+        name: 'solo',
+        virtualSubnets: [{ name: 's', vsid: 8001, prefixes: ['198.19.9.0/24'] }],
+      },
     });
     await refused(
       () => c.policy('DeleteVirtualSubnet', { vsid: 8001 }),
@@ -286,14 +322,19 @@ describe('PolicyService CRUD', () => {
     const v6 = { vsid: 5001, ca: 'FD00:1:1:0::99', mac: '02:00:00:b1:00:99', pa: '198.18.0.2' };
     const created = await c.policy('CreateLookupRecord', { lookupRecord: v6 });
     expect((created.lookupRecord as { ca: string }).ca).toBe('fd00:1:1::99');
-    const moved = await c.policy('UpdateLookupRecord', { lookupRecord: { ...v6, pa: '198.18.0.1' } });
+    const moved = await c.policy('UpdateLookupRecord', {
+      lookupRecord: { ...v6, pa: '198.18.0.1' },
+    });
     expect(moved.lookupRecord).toMatchObject({ ca: 'fd00:1:1::99', pa: '198.18.0.1' });
     expect(await c.policy('GetLookupRecord', { vsid: 5001, ca: 'fd00:1:1::0099' })).toMatchObject({
       lookupRecord: { pa: '198.18.0.1' },
     });
     await c.policy('DeleteLookupRecord', { vsid: 5001, ca: 'fd00:1:1::99' });
     await c.policy('DeleteLookupRecord', { vsid: 5001, ca: '198.19.1.13' });
-    await refused(() => c.policy('GetLookupRecord', { vsid: 5001, ca: '198.19.1.13' }), status.NOT_FOUND);
+    await refused(
+      () => c.policy('GetLookupRecord', { vsid: 5001, ca: '198.19.1.13' }),
+      status.NOT_FOUND,
+    );
   });
 
   it('ports and lookup records: refusals name the request fields', async () => {
@@ -303,7 +344,10 @@ describe('PolicyService CRUD', () => {
       status.ALREADY_EXISTS,
     );
     // The port's CA has no lookup record: the whole resulting document is checked.
-    const d = await refused(() => c.policy('CreatePort', { port: newPort }), status.INVALID_ARGUMENT);
+    const d = await refused(
+      () => c.policy('CreatePort', { port: newPort }),
+      status.INVALID_ARGUMENT,
+    );
     expect(d).toMatch(/port\.addresses\[0\]: 198\.19\.1\.13 has no lookup record in VSID 5001/);
     const err = await rejection(
       c.policy('CreatePort', { port: { ...newPort, mac: 'zz', vsid: 3, addresses: ['x'] } }),
@@ -400,8 +444,12 @@ describe('PolicyService CRUD', () => {
     expect(
       await c.policy('GetCustomerRoute', { routingDomain: 'blue', prefix: '198.19.200.0/24' }),
     ).toEqual({ customerRoute: route });
-    expect((await c.policy('ListCustomerRoutes', { routingDomain: 'blue' })).customerRoutes).toHaveLength(3);
-    expect((await c.policy('ListCustomerRoutes', { routingDomain: 'red' })).customerRoutes).toBeUndefined();
+    expect(
+      (await c.policy('ListCustomerRoutes', { routingDomain: 'blue' })).customerRoutes,
+    ).toHaveLength(3);
+    expect(
+      (await c.policy('ListCustomerRoutes', { routingDomain: 'red' })).customerRoutes,
+    ).toBeUndefined();
     const upd = await c.policy('UpdateCustomerRoute', {
       customerRoute: { routingDomain: 'blue', prefix: '198.19.200.0/24', nextHop: '198.19.2.21' },
     });
@@ -421,7 +469,12 @@ describe('PolicyService CRUD', () => {
     await refused(
       () =>
         c.policy('CreateCustomerRoute', {
-          customerRoute: { routingDomain: 'blue', prefix: '198.19.201.0/24', virtualSubnet: 5002, nextHop: '198.19.2.21' },
+          customerRoute: {
+            routingDomain: 'blue',
+            prefix: '198.19.201.0/24',
+            virtualSubnet: 5002,
+            nextHop: '198.19.2.21',
+          },
         }),
       status.INVALID_ARGUMENT,
       /customer_route: give exactly one of virtualSubnet and nextHop/,
@@ -436,7 +489,8 @@ describe('PolicyService CRUD', () => {
       status.NOT_FOUND,
     );
     await refused(
-      () => c.policy('UpdateCustomerRoute', { customerRoute: { ...route, prefix: '198.19.202.0/24' } }),
+      () =>
+        c.policy('UpdateCustomerRoute', { customerRoute: { ...route, prefix: '198.19.202.0/24' } }),
       status.NOT_FOUND,
     );
     await refused(
@@ -550,7 +604,11 @@ describe('Apply, BulkLoad, Watch, status and counters', () => {
       (i) => sent.push(i),
     );
     expect(sent).toEqual([0, 1]);
-    expect(merged).toMatchObject({ received: 3, changed: true, diff: { lookupRecords: { addedCount: 3 } } });
+    expect(merged).toMatchObject({
+      received: 3,
+      changed: true,
+      diff: { lookupRecords: { addedCount: 3 } },
+    });
     expect((await c.policy('ListLookupRecords')).totalSize).toBe(13);
     // One bad record in the last chunk: nothing of the stream is applied.
     await refused(
@@ -562,11 +620,7 @@ describe('Apply, BulkLoad, Watch, status and counters', () => {
       status.INVALID_ARGUMENT,
       /198\.18\.7\.7/,
     );
-    await refused(
-      () => c.bulkLoad([{ lookupRecords: [rec(3)] }]),
-      status.INVALID_ARGUMENT,
-      /mode/,
-    );
+    await refused(() => c.bulkLoad([{ lookupRecords: [rec(3)] }]), status.INVALID_ARGUMENT, /mode/);
     const { lookupRecords } = await c.policy('ListLookupRecords');
     const bulk = new Set([0, 1, 2].map((i) => rec(i).ca));
     const kept = (lookupRecords as { vsid: number; ca: string }[]).filter(
@@ -578,7 +632,9 @@ describe('Apply, BulkLoad, Watch, status and counters', () => {
     ]);
     expect(replaced).toMatchObject({ received: 10, diff: { lookupRecords: { removedCount: 3 } } });
     const err = await rejection(
-      c.bulkLoad([{ mode: 'BULK_LOAD_MODE_REPLACE', lookupRecords: [...kept, { ...rec(9), mac: 'x' }] }]),
+      c.bulkLoad([
+        { mode: 'BULK_LOAD_MODE_REPLACE', lookupRecords: [...kept, { ...rec(9), mac: 'x' }] },
+      ]),
     );
     expect(fieldViolations(err).map((v) => v.field)).toContain('lookup_records[10].mac');
   });
@@ -670,6 +726,51 @@ describe('before the first reconcile, and with an unknown policy', () => {
       const r = await fresh.commit('Apply', () => demoPolicyText(), { whole: true });
       expect(r.changed).toBe(true);
       expect(fresh.known).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('durable state around a change', () => {
+  it('writes ahead, and puts the state back when the datapath refuses', async () => {
+    const saved: bigint[] = [];
+    let fail = false;
+    const t = await startTestApi({
+      memory: { capacity: { records: 20 } },
+      hooks: {
+        persist: async (_p, v) => {
+          if (fail) throw new Error('disk full');
+          saved.push(v);
+        },
+      },
+    });
+    try {
+      await t.client.policy('Apply', { text: demoPolicyText() });
+      expect(saved).toEqual([1n]);
+      const rec = (i: number) => ({
+        vsid: 5001,
+        ca: `198.19.1.${100 + i}`,
+        mac: `02:00:00:b1:01:${(i + 16).toString(16)}`,
+        pa: '198.18.0.2',
+      });
+      // The records map holds 20: this change is persisted first, refused, and the state put back.
+      const err = await rejection(
+        t.client.bulkLoad([
+          { mode: 'BULK_LOAD_MODE_MERGE', lookupRecords: [0, 1, 2, 3, 4].map(rec) },
+        ]),
+      );
+      expect(status[err.code]).toBe('RESOURCE_EXHAUSTED');
+      expect(saved).toEqual([1n, 2n, 1n]);
+      expect(t.store.version).toBe(1n);
+      // A state that cannot be written: UNAVAILABLE, the datapath untouched.
+      fail = true;
+      const tables = tablesSnapshot(t.tables);
+      const err2 = await rejection(t.client.policy('DeletePort', { name: 'blue-vm1' }));
+      expect(status[err2.code]).toBe('UNAVAILABLE');
+      expect(err2.details).toMatch(/disk full/);
+      expect(tablesSnapshot(t.tables)).toEqual(tables);
+      expect(t.store.version).toBe(1n);
     } finally {
       await t.close();
     }

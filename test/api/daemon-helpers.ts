@@ -86,11 +86,16 @@ export function startDaemon(configPath: string, env: NodeJS.ProcessEnv = {}): Da
   };
 }
 
-export function writeConfig(dir: string, extra = ''): string {
+/** A tenetd config in dir; by default the memory backend with hv1's interfaces. */
+export function writeConfig(
+  dir: string,
+  opts: { pinRoot?: string; datapath?: string } = {},
+): string {
   const path = join(dir, 'tenetd.yaml');
   const interfaces = Object.entries(HV1_FACTS)
     .map(([name, f]) => `    ${name}: { ifindex: ${f.ifindex}, mac: '${f.mac}', mtu: ${f.mtu} }`)
     .join('\n');
+  const datapath = opts.datapath ?? `datapath:\n  backend: memory\n  interfaces:\n${interfaces}\n`;
   writeFileSync(
     path,
     `hostName: hv1
@@ -100,14 +105,10 @@ socket:
 metrics:
   listen: 127.0.0.1:0
 stateDir: ${join(dir, 'state')}
-pinRoot: ${join(dir, 'pins')}
+pinRoot: ${opts.pinRoot ?? join(dir, 'pins')}
 log:
   level: debug
-datapath:
-  backend: memory
-  interfaces:
-${interfaces}
-${extra}`,
+${datapath}`,
   );
   return path;
 }

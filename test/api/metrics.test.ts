@@ -9,12 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Maps, TENET_ABI_VERSION, type Counter, type PortKey } from '../../agent/abi/generated.js';
+import {
+  Maps,
+  TENET_ABI_VERSION,
+  type Counter,
+  type PortKey,
+  type VsidCounters,
+} from '../../agent/abi/generated.js';
 import type { CounterSource } from '../../agent/api/backend.js';
 import { TenetClient } from '../../agent/api/client.js';
 import { parseListen } from '../../agent/daemon/config.js';
 import { TenetMetrics } from '../../agent/metrics/metrics.js';
 import { serveMetrics } from '../../agent/metrics/server.js';
+import type { BpfMap as BpfMapHandle } from '../../agent/bpf/index.js';
 import { describePrivileged } from '../helpers/privilege.js';
 import { startDaemon, writeConfig } from './daemon-helpers.js';
 import { demoPolicyText, startTestApi, type TestApi } from './helpers.js';
@@ -56,6 +63,15 @@ describe('metrics exposition', () => {
       { ifindex: 99, direction: 'rx', packets: 1n, bytes: 60n }, // not a port of the policy
     ],
     dropTotals: () => [{ reason: 'ipv4_truncated', packets: 3n, bytes: 120n }],
+    vsidTraffic: () => [
+      {
+        vsid: 5001,
+        encap_packets: 11n,
+        encap_bytes: 1100n,
+        decap_packets: 12n,
+        decap_bytes: 1200n,
+      },
+    ],
   };
 
   beforeAll(async () => {
@@ -100,6 +116,10 @@ describe('metrics exposition', () => {
     expect(text).not.toMatch(/ifindex|="99"/);
     expect(sample(text, 'tenet_drops_total', { reason: 'ipv4_truncated' })).toBe(3);
     expect(sample(text, 'tenet_drop_bytes_total', { reason: 'ipv4_truncated' })).toBe(120);
+    expect(
+      sample(text, 'tenet_vsid_encap_packets_total', { vsid: '5001', virtual_subnet: 'blue-web' }),
+    ).toBe(11);
+    expect(sample(text, 'tenet_vsid_decap_bytes_total', { vsid: '5001' })).toBe(1200);
     expect(sample(text, 'tenet_map_entries', { map: 'tenet_ports' })).toBe(2);
     expect(sample(text, 'tenet_map_capacity_entries', { map: 'tenet_ports' })).toBe(
       Maps.tenet_ports.maxEntries,
@@ -188,23 +208,39 @@ describePrivileged('metrics from real pinned per-CPU counter maps', () => {
     const { CounterReader } = await import('../../agent/datapath/counters.js');
     mkdirSync(pinRoot, { recursive: true });
     ncpus = numPossibleCpus();
-    // The two counter maps exactly as the datapath declares them (agent/abi/generated.ts).
-    const ports = BpfMap.create({
-      type: MapType.PERCPU_HASH,
-      keySize: Maps.tenet_port_ctrs.keySize,
-      valueSize: Maps.tenet_port_ctrs.valueSize,
-      maxEntries: Maps.tenet_port_ctrs.maxEntries,
-      name: 'tenet_port_ctrs',
-    });
-    const drops = BpfMap.create({
-      type: MapType.PERCPU_ARRAY,
-      keySize: Maps.tenet_drop_ctrs.keySize,
-      valueSize: Maps.tenet_drop_ctrs.valueSize,
-      maxEntries: Maps.tenet_drop_ctrs.maxEntries,
-      name: 'tenet_drop_ctrs',
-    });
-    ports.pin(join(pinRoot, 'tenet_port_ctrs'));
-    drops.pin(join(pinRoot, 'tenet_drop_ctrs'));
+    // Every per-CPU counter map exactly as the datapath declares it (agent/abi/generated.ts).
+    const created = new Map<string, BpfMapHandle>();
+    for (const d of Object.values(Maps)) {
+      if (!d.perCpu || !d.name.endsWith('_ctrs')) continue;
+      const m = BpfMap.create({
+        type: d.type === 'percpu_array' ? MapType.PERCPU_ARRAY : MapType.PERCPU_HASH,
+        keySize: d.keySize,
+        valueSize: d.valueSize,
+        maxEntries: d.maxEntries,
+        name: d.name,
+      });
+      m.pin(join(pinRoot, d.name));
+      created.set(d.name, m);
+    }
+    const ports = created.get('tenet_port_ctrs') as BpfMapHandle;
+    const drops = created.get('tenet_drop_ctrs') as BpfMapHandle;
+    const vsidMap = new PerCpuTypedMap<number, VsidCounters>(
+      created.get('tenet_vsid_ctrs') as BpfMapHandle,
+      Maps.tenet_vsid_ctrs.key,
+      Maps.tenet_vsid_ctrs.value,
+    );
+    vsidMap.set(
+      5001,
+      Array.from({ length: ncpus }, () => ({
+        encap_packets: 4n,
+        encap_bytes: 400n,
+        decap_packets: 5n,
+        decap_bytes: 500n,
+      })),
+    );
+    vsidMap.close();
+    for (const [name, m] of created)
+      if (name !== 'tenet_port_ctrs' && name !== 'tenet_drop_ctrs') m.close();
     const portMap = new PerCpuTypedMap<PortKey, Counter>(
       ports,
       Maps.tenet_port_ctrs.key,
@@ -263,6 +299,10 @@ describePrivileged('metrics from real pinned per-CPU counter maps', () => {
       2 * ncpus,
     );
     expect(sample(text, 'tenet_drops_total', { reason: 'ipv4_truncated' })).toBe(3 * ncpus);
+    expect(
+      sample(text, 'tenet_vsid_encap_packets_total', { vsid: '5001', virtual_subnet: 'blue-web' }),
+    ).toBe(4 * ncpus);
+    expect(sample(text, 'tenet_vsid_decap_bytes_total', { vsid: '5001' })).toBe(500 * ncpus);
     const counters = await api.client.agent('GetCounters');
     expect(counters.ports).toEqual(
       expect.arrayContaining([
