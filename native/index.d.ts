@@ -92,6 +92,20 @@ export declare class BpfObject {
   map(name: string): BpfMap;
   /** A handle with its own fd: it stays valid after the object is closed. Needs load(). */
   program(name: string): BpfProgram;
+  /**
+   * A copy of the initial contents of an internal map ('.rodata', '.data', '.bss', '.kconfig'),
+   * the ELF's global variables. Unknown map: code 'ENOENT'; a map without initial contents (an
+   * ordinary map): 'EINVAL' (op 'BpfObject.initialValue').
+   */
+  initialValue(map: string): Buffer;
+  /**
+   * Overwrites `data.length` bytes of an internal map's initial contents at `offset`: how the
+   * `const volatile` load-time knobs in '.rodata' are set (agent/bpf/knobs.ts writes them by
+   * name from the generated Objects[...].knobs offsets). Only before load(): after it the
+   * values are frozen in the kernel (code 'EBUSY', op 'BpfObject.writeInitialValue'). Unknown map
+   * 'ENOENT', an ordinary map 'EINVAL'; bytes beyond the map's size: TypeError.
+   */
+  writeInitialValue(map: string, offset: number, data: Uint8Array): void;
   /** Frees the object (idempotent). Maps/programs handed out stay open. */
   close(): void;
   readonly loaded: boolean;
@@ -207,6 +221,8 @@ export interface ProgramInfo {
   xlatedInsns: number;
   jitedLen: number;
   verifiedInsns: number;
+  /** Ids of the maps the program uses (its internal '.rodata' map among them). */
+  mapIds: number[];
 }
 
 export interface TestRunOptions {

@@ -15,7 +15,7 @@
 import { CompileError, compile, type HostFacts } from '../compiler/index.js';
 import type { TableName } from '../compiler/tables.js';
 import { TABLES, TABLE_NAMES } from '../compiler/tables.js';
-import { Maps, TENET_ABI_VERSION } from '../abi/generated.js';
+import { Maps, TENET_ABI_VERSION, type UnderlayNh } from '../abi/generated.js';
 import type { Policy } from '../policy/index.js';
 import {
   applyPlan,
@@ -26,6 +26,7 @@ import {
   type PolicyTables,
 } from '../reconciler/index.js';
 import { ApiError, Code, policyRejected } from './errors.js';
+import { compileForSimulation, type SimulationInput } from './simulate.js';
 
 export interface TableChangeCount {
   readonly table: string;
@@ -80,6 +81,26 @@ export interface CounterSnapshot {
   readonly maps: readonly MapUsageSample[];
 }
 
+/** A datapath event (agent/datapath/events.ts) named for operators. */
+export interface DatapathEventSample {
+  /** 'drop'. */
+  readonly kind: string;
+  /** The drop reason's catalogue name. */
+  readonly reason: string;
+  readonly ifindex: number;
+  /** The interface's name ('' when it is gone). */
+  readonly interface: string;
+  /** The VM port's name when the interface is one ('' otherwise). */
+  readonly port: string;
+  /** 'rx' or 'tx'. */
+  readonly direction: string;
+  /** Nanoseconds since the Unix epoch. */
+  readonly timeUnixNs: bigint;
+  readonly packetLength: number;
+  /** The frame's first bytes. */
+  readonly sample: Buffer;
+}
+
 export interface BackendInfo {
   readonly abiVersion: number;
   readonly libbpfVersion: string;
@@ -99,6 +120,19 @@ export interface PolicyBackend {
   info(): BackendInfo;
   /** Releases the agent's handles; the datapath keeps running. */
   stop(): Promise<void>;
+  /**
+   * What the reference model needs to answer Simulate for `policy` on this host: the tables
+   * compiled from it with the host's interface facts, and the underlay next hops the datapath
+   * has. Throws like apply() for a policy the host cannot carry (CompileError). Optional: a
+   * backend without it answers Simulate with UNIMPLEMENTED.
+   */
+  simulationInput?(policy: Policy): Promise<SimulationInput>;
+  /**
+   * Delivers datapath events as they happen until the returned function is called. Must not
+   * block: the listener is called on the event loop for every event. Throws an ApiError
+   * (FAILED_PRECONDITION) when this datapath produces none; absent: the backend has no events.
+   */
+  watchDatapath?(listener: (e: DatapathEventSample) => void): () => void;
 }
 
 const CODE_FULL = new Set(['E2BIG', 'ENOSPC', 'ENOMEM']);
@@ -191,6 +225,8 @@ export interface ReconcilerBackendOptions {
   /** Entries per table, for map fill levels (default: counted with getAll()). */
   readonly capacity?: Partial<Record<TableName, number>>;
   readonly libbpfVersion?: string;
+  /** Underlay next hops (remote PA -> MAC) for Simulate (default: none resolved). */
+  readonly underlay?: () => ReadonlyMap<number, UnderlayNh>;
 }
 
 /** The real compiler and reconciler over a PolicyTables. */
@@ -255,6 +291,15 @@ export class ReconcilerBackend implements PolicyBackend {
 
   info(): BackendInfo {
     return { abiVersion: TENET_ABI_VERSION, libbpfVersion: this.opts.libbpfVersion ?? 'none' };
+  }
+
+  async simulationInput(policy: Policy): Promise<SimulationInput> {
+    const facts = await this.opts.facts();
+    return {
+      compiled: compileForSimulation(policy, this.opts.hostName, facts),
+      facts,
+      underlay: this.opts.underlay?.() ?? new Map(),
+    };
   }
 
   async stop(): Promise<void> {}

@@ -26,8 +26,15 @@ import type {
 import type { TableChangeCount } from './backend.js';
 import { KINDS, type PolicyDiff } from './diff.js';
 import { ApiError, Code } from './errors.js';
+import {
+  datapathEventMessage,
+  requestedRate,
+  SUPPRESSED_REPORT_MS,
+  WatcherEvents,
+} from './events.js';
 import * as obj from './objects.js';
 import { MalformedRequest, type Plain } from './proto.js';
+import { simulateRequest } from './simulate.js';
 import type { CommitResult, PolicyStore, StoreLogger } from './store.js';
 
 export interface ApiMetrics {
@@ -582,12 +589,45 @@ function bulkLoad(ctx: ApiContext) {
 function watch(ctx: ApiContext) {
   return (call: ServerWritableStream<Plain | MalformedRequest, Plain>) => {
     const req = call.request;
-    ctx.metrics?.observeRequest('Watch', 'OK', 0);
+    // emit('error') is how grpc-js ends a server stream with a status (destroy() would reset the
+    // HTTP/2 stream before the status is sent).
+    const refuse = (err: ApiError): void => {
+      ctx.metrics?.observeRequest('Watch', codeName(err.code), 0);
+      call.emit('error', err.toServiceError());
+    };
     if (req instanceof MalformedRequest) {
-      call.destroy(new ApiError(Code.INVALID_ARGUMENT, req.message).toServiceError() as Error);
+      refuse(new ApiError(Code.INVALID_ARGUMENT, req.message));
       return;
     }
+    let events: WatcherEvents | undefined;
+    if (req.datapathEvents === true) {
+      const rate = requestedRate(req.maxDatapathEventsPerSecond);
+      if (typeof rate === 'string') {
+        refuse(
+          new ApiError(Code.INVALID_ARGUMENT, `max_datapath_events_per_second: ${rate}`, [
+            { field: 'max_datapath_events_per_second', description: rate },
+          ]),
+        );
+        return;
+      }
+      if (ctx.store.backend.watchDatapath === undefined) {
+        refuse(
+          new ApiError(
+            Code.FAILED_PRECONDITION,
+            'this datapath backend produces no datapath events (memory backend)',
+          ),
+        );
+        return;
+      }
+      events = new WatcherEvents(rate);
+    }
     let closed = false;
+    const cleanups: (() => void)[] = [];
+    const stop = (): void => {
+      if (closed) return;
+      closed = true;
+      for (const c of cleanups.splice(0)) c();
+    };
     const send = (msg: Plain): void => {
       if (closed) return;
       if (call.writableLength > MAX_WATCH_BACKLOG) {
@@ -602,17 +642,51 @@ function watch(ctx: ApiContext) {
       }
       call.write(msg);
     };
-    const unsubscribe = ctx.store.watch((change) =>
-      send({
-        version: String(change.version),
-        timeUnixMs: String(change.timeUnixMs),
-        policyChanged: { method: change.method, diff: diffMessage(change.diff) },
-      }),
+    // Datapath events first: the backend may refuse them, and then nothing has been sent.
+    if (events !== undefined) {
+      const share = events;
+      const watchDatapath = ctx.store.backend.watchDatapath?.bind(ctx.store.backend);
+      try {
+        const unsubscribe = (watchDatapath as NonNullable<typeof watchDatapath>)((e) => {
+          if (closed || share.admit(call.writableLength) !== 'send') return;
+          send({
+            version: String(ctx.store.version),
+            timeUnixMs: String(e.timeUnixNs / 1_000_000n),
+            datapathEvent: datapathEventMessage(e),
+          });
+        });
+        cleanups.push(unsubscribe);
+      } catch (e) {
+        stop();
+        refuse(asApiError(ctx, 'Watch', e));
+        return;
+      }
+      const timer = setInterval(() => {
+        const r = share.report();
+        if (r === undefined) return;
+        send({
+          version: String(ctx.store.version),
+          timeUnixMs: String(Date.now()),
+          eventsSuppressed: {
+            rateLimited: String(r.rateLimited),
+            backpressure: String(r.backpressure),
+            total: String(r.total),
+          },
+        });
+      }, SUPPRESSED_REPORT_MS);
+      timer.unref();
+      cleanups.push(() => clearInterval(timer));
+    }
+    ctx.metrics?.observeRequest('Watch', 'OK', 0);
+    cleanups.push(
+      ctx.store.watch((change) =>
+        send({
+          version: String(change.version),
+          timeUnixMs: String(change.timeUnixMs),
+          policyChanged: { method: change.method, diff: diffMessage(change.diff) },
+        }),
+      ),
     );
-    const stop = (): void => {
-      closed = true;
-      unsubscribe();
-    };
     call.on('cancelled', stop);
     call.on('close', stop);
     call.on('error', stop);
@@ -697,5 +771,6 @@ export function agentServiceHandlers(ctx: ApiContext): UntypedServiceImplementat
         })),
       };
     }),
+    Simulate: unary(ctx, 'Simulate', (req) => simulateRequest(store, ctx.hostName, req)),
   };
 }

@@ -4,5 +4,6 @@
 export * from './attach.js';
 export * from './constants.js';
 export * from './errors.js';
+export * from './knobs.js';
 export * from './native.js';
 export * from './typed-map.js';

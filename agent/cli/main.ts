@@ -6,6 +6,7 @@
 //                                        customer-route (route); verbs: list, get, create,
 //                                        update, delete
 //   tenetctl apply -f policy.yaml [--dry-run]
+//   tenetctl simulate --port blue-vm1 --dst 198.19.1.12 --proto icmp   (or --nic eth0, --frame)
 //   tenetctl status | counters | watch | cleanup [--dry-run] [--all]
 //
 // Output: human tables by default; `-o json` prints the proto3 JSON of the response (what any
@@ -20,6 +21,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { parseDocument, stringify } from 'yaml';
 import { DEFAULT_SOCKET, fieldViolations, TenetClient } from '../api/client.js';
 import { methodInfo, toProtoJson, type Plain, type ServiceName } from '../api/proto.js';
+import { decodePcap, LINKTYPE_ETHERNET } from '../packet/pcap.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -609,6 +611,267 @@ async function apply(
   }
 }
 
+// ---- simulate -----------------------------------------------------------------------------------
+
+interface SimulateOptions {
+  port?: string;
+  nic?: string;
+  frame?: string;
+  frameFile?: string;
+  srcMac?: string;
+  dstMac?: string;
+  src?: string;
+  dst?: string;
+  proto?: string;
+  sport?: string;
+  dport?: string;
+  icmpType?: string;
+  icmpCode?: string;
+  tcpFlags?: string;
+  ttl?: string;
+  dscp?: string;
+  ecn?: string;
+  df?: boolean;
+  length?: string;
+  arpOp?: string;
+  vsid?: string;
+  flowId?: string;
+  outerSrc?: string;
+  outerDst?: string;
+  hex?: boolean;
+}
+
+const PROTOS: Record<string, string> = {
+  icmp: 'PACKET_PROTOCOL_ICMP',
+  icmpv6: 'PACKET_PROTOCOL_ICMPV6',
+  tcp: 'PACKET_PROTOCOL_TCP',
+  udp: 'PACKET_PROTOCOL_UDP',
+  arp: 'PACKET_PROTOCOL_ARP',
+};
+
+/** A frame from --frame (hex, separators allowed) or --frame-file (raw bytes or a pcap's first). */
+function frameFrom(opts: SimulateOptions): Buffer | undefined {
+  if (opts.frame !== undefined) {
+    const hex = opts.frame.replace(/^0x/i, '').replace(/[\s:.-]/g, '');
+    if (hex === '' || !/^([0-9a-f]{2})+$/i.test(hex))
+      throw new UsageError('--frame: give the frame as hex bytes');
+    return Buffer.from(hex, 'hex');
+  }
+  if (opts.frameFile === undefined) return undefined;
+  const raw = opts.frameFile === '-' ? readFileSync(0) : readFileSync(opts.frameFile);
+  const magic = raw.length >= 4 ? raw.readUInt32LE(0) : 0;
+  if ([0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1].includes(magic)) {
+    let pcap;
+    try {
+      pcap = decodePcap(raw);
+    } catch (e) {
+      throw new UsageError(`--frame-file: ${(e as Error).message}`);
+    }
+    if (pcap.linktype !== LINKTYPE_ETHERNET)
+      throw new UsageError('--frame-file: the pcap is not of Ethernet frames');
+    const first = pcap.records[0];
+    if (first === undefined) throw new UsageError('--frame-file: the pcap holds no packet');
+    return first.data;
+  }
+  return raw;
+}
+
+export function simulateRequestFrom(opts: SimulateOptions): Plain {
+  if ((opts.port === undefined) === (opts.nic === undefined))
+    throw new UsageError('simulate: give --port NAME or --nic INTERFACE (one of them)');
+  const req: Plain = opts.port !== undefined ? { port: opts.port } : { nic: opts.nic };
+  const frame = frameFrom(opts);
+  const described = [
+    opts.srcMac,
+    opts.dstMac,
+    opts.src,
+    opts.dst,
+    opts.proto,
+    opts.sport,
+    opts.dport,
+    opts.icmpType,
+    opts.icmpCode,
+    opts.tcpFlags,
+    opts.ttl,
+    opts.dscp,
+    opts.ecn,
+    opts.df,
+    opts.length,
+    opts.arpOp,
+    opts.vsid,
+    opts.flowId,
+    opts.outerSrc,
+    opts.outerDst,
+  ].some((v) => v !== undefined);
+  if (frame !== undefined) {
+    if (described)
+      throw new UsageError('simulate: --frame/--frame-file and packet fields exclude each other');
+    req.frame = frame;
+    return req;
+  }
+  if (opts.dst === undefined) throw new UsageError('simulate: give --dst ADDRESS (or --frame)');
+  const d: Plain = { dstIp: opts.dst };
+  const num = (v: string | undefined, flag: string): number | undefined =>
+    v === undefined ? undefined : parseInt32(v, flag);
+  const set = (k: string, v: unknown): void => {
+    if (v !== undefined) d[k] = v;
+  };
+  set('srcIp', opts.src);
+  set('srcMac', opts.srcMac);
+  set('dstMac', opts.dstMac);
+  if (opts.proto !== undefined) {
+    const p = PROTOS[opts.proto.toLowerCase()];
+    if (p === undefined) throw new UsageError(`--proto: one of ${Object.keys(PROTOS).join(', ')}`);
+    d.protocol = p;
+  }
+  set('srcPort', num(opts.sport, '--sport'));
+  set('dstPort', num(opts.dport, '--dport'));
+  set('icmpType', num(opts.icmpType, '--icmp-type'));
+  set('icmpCode', num(opts.icmpCode, '--icmp-code'));
+  set('tcpFlags', opts.tcpFlags);
+  set('ttl', num(opts.ttl, '--ttl'));
+  set('dscp', num(opts.dscp, '--dscp'));
+  set('ecn', num(opts.ecn, '--ecn'));
+  if (opts.df === true) d.df = true;
+  set('length', num(opts.length, '--length'));
+  if (opts.arpOp !== undefined) {
+    const op = { request: 1, reply: 2 }[opts.arpOp] ?? num(opts.arpOp, '--arp-op');
+    d.arpOp = op;
+  }
+  if (opts.vsid !== undefined || opts.flowId !== undefined || opts.outerSrc !== undefined) {
+    const nv: Plain = {};
+    if (opts.vsid !== undefined) nv.vsid = num(opts.vsid, '--vsid');
+    if (opts.flowId !== undefined) nv.flowId = num(opts.flowId, '--flow-id');
+    if (opts.outerSrc !== undefined) nv.srcPa = opts.outerSrc;
+    if (opts.outerDst !== undefined) nv.dstPa = opts.outerDst;
+    d.nvgre = nv;
+  } else if (opts.outerDst !== undefined) {
+    d.nvgre = { dstPa: opts.outerDst };
+  }
+  req.description = d;
+  return req;
+}
+
+const plural = (n: unknown, what: string): string => `${cell(n)} ${what}${n === '1' ? '' : 's'}`;
+
+/** The human form of a SimulateResponse. */
+export function describeSimulation(res: Plain, hex = false): string {
+  const where = (iface: unknown, port: unknown): string =>
+    port !== undefined ? `${cell(iface)} (port ${cell(port)})` : cell(iface);
+  const hook = res.hook === 'xdp' ? 'XDP' : 'tc ingress';
+  const verdict = String(res.verdict ?? '')
+    .replace(/^DATAPATH_VERDICT_/, '')
+    .toLowerCase();
+  const lines = [
+    `input:    ${where(res.ingressInterface, res.ingressPort)}, ${hook}, policy version ${cell(res.policyVersion ?? 0)}`,
+    `          ${cell(res.inputDecode)}`,
+  ];
+  switch (verdict) {
+    case 'drop':
+      lines.push(`verdict:  DROP (${cell(res.dropReason)})`);
+      break;
+    case 'redirect':
+      lines.push(`verdict:  REDIRECT to ${where(res.outputInterface, res.outputPort)}`);
+      break;
+    case 'tx':
+      lines.push(`verdict:  TX back out of ${where(res.outputInterface, res.outputPort)}`);
+      break;
+    case 'pass':
+      lines.push('verdict:  PASS to the host stack');
+      break;
+    default:
+      lines.push(`verdict:  ${verdict || '-'}`);
+  }
+  if (res.outputDecode !== undefined) lines.push(`output:   ${cell(res.outputDecode)}`);
+  const e = res.encapsulation as Plain | undefined;
+  if (e !== undefined) {
+    lines.push(
+      `nvgre:    PA ${cell(e.srcPa)} > ${cell(e.dstPa)}, VSID ${cell(e.vsid ?? 0)}, FlowID ${cell(e.flowId ?? 0)} (${cell(e.srcMac)} > ${cell(e.dstMac)})`,
+    );
+  }
+  if (hex && typeof res.outputFrame === 'string') {
+    lines.push(`bytes:    ${Buffer.from(res.outputFrame, 'base64').toString('hex')}`);
+  }
+  const c = (res.counters ?? {}) as Record<string, Plain[] | undefined>;
+  const counters = [
+    ...(c.ports ?? []).map(
+      (p) =>
+        `${cell(p.direction)} ${where(p.interface, p.port)}: ${plural(p.packets ?? '0', 'packet')}, ${plural(p.bytes ?? '0', 'byte')}`,
+    ),
+    ...(c.vsids ?? []).map(
+      (v) =>
+        `${cell(v.direction)} VSID ${cell(v.vsid)}${v.virtualSubnet ? ` (${cell(v.virtualSubnet)})` : ''}: ${plural(v.packets ?? '0', 'packet')}, ${plural(v.bytes ?? '0', 'byte')}`,
+    ),
+    ...(c.drops ?? []).map(
+      (d) =>
+        `drop ${cell(d.reason)}: ${plural(d.packets ?? '0', 'packet')}, ${plural(d.bytes ?? '0', 'byte')}`,
+    ),
+  ];
+  lines.push(`counters: ${counters.length === 0 ? '-' : counters[0]}`);
+  for (const x of counters.slice(1)) lines.push(`          ${x}`);
+  return lines.join('\n');
+}
+
+/** One line of `tenetctl watch` for a WatchResponse. */
+export function watchLine(ev: Plain): string {
+  const d = ev.datapathEvent as Plain | undefined;
+  if (d !== undefined) {
+    const when = new Date(Number(BigInt(String(d.timeUnixNs ?? 0)) / 1_000_000n)).toISOString();
+    const where = d.port
+      ? `${cell(d.interface)} (port ${cell(d.port)})`
+      : cell(d.interface || `ifindex ${cell(d.ifindex)}`);
+    return `${when} ${cell(d.kind)} ${cell(d.reason)} ${where} ${cell(d.direction)} ${cell(d.packetLength ?? 0)} bytes: ${cell(d.sampleDecode)}`;
+  }
+  const sup = ev.eventsSuppressed as Plain | undefined;
+  if (sup !== undefined) {
+    return `suppressed ${cell(sup.rateLimited ?? '0')} over the rate, ${cell(sup.backpressure ?? '0')} for backpressure (${cell(sup.total ?? '0')} in all)`;
+  }
+  const pc = (ev.policyChanged ?? {}) as Plain;
+  return `version ${cell(ev.version ?? 0)} ${cell(pc.method)} ${pc.diff ? JSON.stringify(toProtoJson('tenet.v1.PolicyDiff', pc.diff as Plain)) : ''}`;
+}
+
+function simulateCommand(program: Command): void {
+  withGlobals(
+    program
+      .command('simulate')
+      .description(
+        'what the datapath would do to a packet (the reference model over the current policy)',
+      )
+      .option('--port <name>', 'the packet comes from this VM port (tc ingress)')
+      .option('--nic <interface>', 'the packet arrives on this physical NIC (XDP)')
+      .option('--frame <hex>', 'the whole Ethernet frame as hex')
+      .option('--frame-file <file>', 'the frame as raw bytes, or the first packet of a pcap')
+      .option('--src-mac <mac>', "source MAC (default: the port's)")
+      .option('--dst-mac <mac>', "destination MAC (default: the destination's, or the gateway's)")
+      .option('--src <ip>', "source address (default: the port's)")
+      .option('--dst <ip>', 'destination address (ARP: the address asked for)')
+      .option('--proto <proto>', 'icmp, icmpv6, tcp, udp or arp (default: ICMP echo)')
+      .option('--sport <port>', 'TCP/UDP source port')
+      .option('--dport <port>', 'TCP/UDP destination port')
+      .option('--icmp-type <type>', 'ICMP/ICMPv6 type (135: neighbour solicitation)')
+      .option('--icmp-code <code>', 'ICMP/ICMPv6 code')
+      .option('--tcp-flags <flags>', 'TCP flags as letters, e.g. SA')
+      .option('--ttl <ttl>', 'TTL / hop limit')
+      .option('--dscp <dscp>', 'DiffServ code point 0..63')
+      .option('--ecn <ecn>', 'ECN bits 0..3')
+      .option('--df', "IPv4 don't fragment")
+      .option('--length <bytes>', 'length of the whole Ethernet frame')
+      .option('--arp-op <op>', 'request or reply')
+      .option('--vsid <vsid>', 'with --nic: encapsulate as NVGRE in this VSID')
+      .option('--flow-id <id>', 'with --vsid: the NVGRE FlowID')
+      .option('--outer-src <pa>', "with --vsid: outer source PA (default: the source's record)")
+      .option('--outer-dst <pa>', "with --vsid: outer destination PA (default: the NIC's PA)")
+      .option('--hex', 'also print the output frame as hex'),
+  ).action(
+    action(async (opts: SimulateOptions, c: Command) => {
+      const req = simulateRequestFrom(opts);
+      await call(globals(c), 'AgentService', 'Simulate', req, (res) =>
+        describeSimulation(res, opts.hex === true),
+      );
+    }),
+  );
+}
+
 // ---- the program --------------------------------------------------------------------------------
 
 function withGlobals(cmd: Command): Command {
@@ -651,6 +914,8 @@ export function buildProgram(): Command {
       .option('--dry-run', 'only show what would change')
       .option('--bulk', 'stream the lookup records (automatic for large documents)'),
   ).action(action(apply));
+
+  simulateCommand(program);
 
   withGlobals(program.command('status').description('agent status')).action(
     action(async (_o: unknown, c: Command) => {
@@ -715,20 +980,26 @@ export function buildProgram(): Command {
   );
 
   withGlobals(
-    program.command('watch').description('print policy changes as they happen (Ctrl-C to stop)'),
+    program
+      .command('watch')
+      .description('print policy changes (and datapath drops) as they happen (Ctrl-C to stop)')
+      .option('--drops', 'also datapath events: sampled drops (needs datapath.dropEvents)')
+      .option('--rate <n>', 'with --drops: at most this many events a second (default 100)'),
   ).action(
-    action(async (_o: unknown, c: Command) => {
+    action(async (o: { drops?: boolean; rate?: string }, c: Command) => {
       const g = globals(c);
+      const req: Plain = { includeCurrent: true };
+      if (o.drops === true) {
+        req.datapathEvents = true;
+        if (o.rate !== undefined) req.maxDatapathEventsPerSecond = parseInt32(o.rate, '--rate');
+      }
       const client = clientFor(g);
-      const stream = client.watch({ includeCurrent: true });
+      const stream = client.watch(req);
       await new Promise<void>((resolve, reject) => {
         stream.on('data', (ev: Plain) => {
           const json = toProtoJson('tenet.v1.WatchResponse', ev);
           if (g.output === 'table') {
-            const pc = (ev.policyChanged ?? {}) as Plain;
-            console.log(
-              `version ${cell(ev.version ?? 0)} ${cell(pc.method)} ${pc.diff ? JSON.stringify(toProtoJson('tenet.v1.PolicyDiff', pc.diff as Plain)) : ''}`,
-            );
+            console.log(watchLine(ev));
           } else
             console.log(g.output === 'json' ? JSON.stringify(json) : `---\n${stringify(json)}`);
         });

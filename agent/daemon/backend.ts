@@ -10,7 +10,7 @@
 // time, so the API and daemon do not depend on the host agent's internals at compile time.
 
 import { join } from 'node:path';
-import { Maps, TENET_ABI_VERSION, type MapName } from '../abi/generated.js';
+import { Maps, TENET_ABI_VERSION, type MapName, type UnderlayNh } from '../abi/generated.js';
 import {
   ReconcilerBackend,
   isAppliedWithWarning,
@@ -21,10 +21,16 @@ import {
   type CounterSource,
   type BackendInfo,
   type CounterSnapshot,
+  type DatapathEventSample,
   type MapUsageSample,
   type PolicyBackend,
 } from '../api/backend.js';
+import { ApiError, Code } from '../api/errors.js';
+import { compileForSimulation, type SimulationInput } from '../api/simulate.js';
+import type { HostFacts } from '../compiler/index.js';
 import type { TableName } from '../compiler/tables.js';
+import type * as EventsModuleNs from '../datapath/events.js';
+import type { DatapathEventRecord } from '../datapath/events.js';
 import { TABLES, TABLE_NAMES } from '../compiler/tables.js';
 import type { Policy } from '../policy/index.js';
 import { MemoryPolicyTables, type ApplyResult, type TransactionPlan } from '../reconciler/index.js';
@@ -43,6 +49,8 @@ export interface HostAgentLike {
   applyPolicy(policy: Policy): Promise<{ readonly reconcile: ApplyResult }>;
   plan(policy: Policy): Promise<{ readonly plan: TransactionPlan }>;
   hasInstalledPolicy(): Promise<boolean>;
+  /** The managed namespace's interfaces (what a compile sees). */
+  readInterfaces(): Promise<HostFacts>;
   stop(): Promise<void>;
 }
 
@@ -53,6 +61,7 @@ export interface HostAgentModule {
       pinRoot?: string;
       netns?: string;
       logger?: BackendLogger;
+      dropEvents?: boolean;
     }): Promise<HostAgentLike>;
   };
 }
@@ -61,12 +70,26 @@ interface CounterReaderLike extends CounterSource {
   close(): void;
 }
 
+type EventsModule = typeof EventsModuleNs;
+type EventPump = EventsModuleNs.DatapathEventPump;
+
+/** How often an event from an interface we cannot name may trigger a re-read of the names. */
+const NAME_REFRESH_MS = 5000;
+/** Events held back (per watcher) while the interface names are being read. */
+const MAX_WAITING_FOR_NAMES = 1000;
+
 /** PolicyBackend over a HostAgent. */
 export class HostBackend implements PolicyBackend {
   private agent: HostAgentLike | undefined;
   private reader: CounterReaderLike | undefined;
   private applied: Policy | undefined;
   private libbpf = 'unknown';
+  private events: EventsModule | undefined;
+  private pump: EventPump | undefined;
+  /** ifindex -> interface name, for datapath events (re-read after applies and on a miss). */
+  private ifnames = new Map<number, string>();
+  private namesReadAt = 0;
+  private namesReading: Promise<void> | undefined;
 
   constructor(
     private readonly config: Config,
@@ -89,7 +112,9 @@ export class HostBackend implements PolicyBackend {
       pinRoot: this.config.pinRoot,
       ...(this.config.datapath.netns === undefined ? {} : { netns: this.config.datapath.netns }),
       logger: this.log,
+      dropEvents: this.config.datapath.dropEvents,
     });
+    if (this.config.datapath.dropEvents) this.events = await import('../datapath/events.js');
     return { installed: await this.agent.hasInstalledPolicy() };
   }
 
@@ -101,12 +126,89 @@ export class HostBackend implements PolicyBackend {
     try {
       const report = await this.host.applyPolicy(policy);
       this.applied = policy;
+      this.refreshNames();
       return { tables: tableChanges(report.reconcile.changes), warnings: [] };
     } catch (e) {
       if (!isAppliedWithWarning(e)) throw e;
       this.applied = policy;
+      this.refreshNames();
       return { tables: [], warnings: [(e as Error).message] };
     }
+  }
+
+  /** Re-reads the interface names for datapath events (only while someone watches them). */
+  private refreshNames(): void {
+    if (this.pump === undefined || this.pump.subscribers === 0 || this.agent === undefined) return;
+    if (this.namesReading !== undefined) return;
+    this.namesReadAt = Date.now();
+    const agent = this.agent;
+    this.namesReading = (async () => {
+      try {
+        const facts = await agent.readInterfaces();
+        const entries = facts instanceof Map ? [...facts] : Object.entries(facts);
+        this.ifnames = new Map(entries.map(([name, f]) => [f.ifindex, name]));
+      } catch (e) {
+        this.log.warn({ err: String(e) }, 'cannot read interface names for datapath events');
+      } finally {
+        this.namesReading = undefined;
+      }
+    })();
+  }
+
+  watchDatapath(listener: (e: DatapathEventSample) => void): () => void {
+    if (!this.config.datapath.dropEvents || this.events === undefined) {
+      throw new ApiError(
+        Code.FAILED_PRECONDITION,
+        'drop events are off on this host: set datapath.dropEvents: true in the tenetd config',
+      );
+    }
+    if (this.pump === undefined) {
+      this.pump = new this.events.DatapathEventPump(this.config.pinRoot, {
+        onError: (e) => this.log.warn({ err: String(e) }, 'datapath event ring'),
+      });
+    }
+    const first = this.pump.subscribers === 0;
+    let waiting = 0;
+    let active = true;
+    const deliver = (r: DatapathEventRecord): void => {
+      if (!active) return;
+      const name = this.ifnames.get(r.ifindex) ?? '';
+      const port =
+        this.applied?.ports.find((p) => p.host === this.config.hostName && p.interface === name)
+          ?.name ?? '';
+      listener({
+        kind: r.kind,
+        reason: r.reason,
+        ifindex: r.ifindex,
+        interface: name,
+        port,
+        direction: r.direction,
+        timeUnixNs: r.timeUnixNs,
+        packetLength: r.packetLength,
+        sample: r.sample,
+      });
+    };
+    const unsubscribe = this.pump.subscribe((r) => {
+      if (!this.ifnames.has(r.ifindex)) {
+        if (Date.now() - this.namesReadAt > NAME_REFRESH_MS) this.refreshNames();
+        // Names are being read: hold a bounded number of events for them, in order.
+        const reading = this.namesReading;
+        if (reading !== undefined && waiting < MAX_WAITING_FOR_NAMES) {
+          waiting++;
+          void reading.then(() => {
+            waiting--;
+            deliver(r);
+          });
+          return;
+        }
+      }
+      deliver(r);
+    });
+    if (first) this.refreshNames();
+    return () => {
+      active = false;
+      unsubscribe();
+    };
   }
 
   private async counterReader(): Promise<CounterReaderLike | undefined> {
@@ -160,7 +262,19 @@ export class HostBackend implements PolicyBackend {
     return { abiVersion: TENET_ABI_VERSION, libbpfVersion: this.libbpf };
   }
 
+  async simulationInput(policy: Policy): Promise<SimulationInput> {
+    const facts = await this.host.readInterfaces();
+    return {
+      compiled: compileForSimulation(policy, this.config.hostName, facts),
+      facts,
+      underlay: await pinnedUnderlay(this.config.pinRoot),
+    };
+  }
+
   async stop(): Promise<void> {
+    this.pump?.close();
+    this.pump = undefined;
+    await this.namesReading;
     this.reader?.close();
     this.reader = undefined;
     await this.agent?.stop();
@@ -190,6 +304,35 @@ async function pinnedMapUsage(pinRoot: string): Promise<MapUsageSample[]> {
   return out;
 }
 
+/** The underlay next hops the datapath holds (tenet_underlay), by remote PA. */
+async function pinnedUnderlay(pinRoot: string): Promise<Map<number, UnderlayNh>> {
+  const { BpfMap, TypedMap } = await import('../bpf/index.js');
+  const d = Maps.tenet_underlay;
+  const out = new Map<number, UnderlayNh>();
+  let map;
+  try {
+    map = new TypedMap(BpfMap.openPinned(join(pinRoot, d.name)), d.key, d.value);
+  } catch {
+    return out;
+  }
+  try {
+    for (const [pa, nh] of map.entries()) out.set(pa, nh);
+  } finally {
+    map.close();
+  }
+  return out;
+}
+
+/** The memory backend's underlay next hops (config `datapath.underlay`). */
+function configUnderlay(config: Config): Map<number, UnderlayNh> {
+  const out = new Map<number, UnderlayNh>();
+  for (const [pa, mac] of Object.entries(config.datapath.underlay)) {
+    const n = pa.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+    out.set(n, { mac: Uint8Array.from(mac.split(':').map((h) => parseInt(h, 16))) });
+  }
+  return out;
+}
+
 export function memoryBackend(config: Config): PolicyBackend {
   // The BPF maps' capacities, so a full "map" behaves as it would on the real datapath.
   const capacity = Object.fromEntries(
@@ -200,6 +343,7 @@ export function memoryBackend(config: Config): PolicyBackend {
     hostName: config.hostName,
     tables,
     facts: () => config.datapath.interfaces,
+    underlay: () => configUnderlay(config),
     capacity,
     libbpfVersion: 'none (memory backend)',
   });

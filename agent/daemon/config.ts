@@ -16,7 +16,10 @@
 //     backend: host                     # host: the BPF datapath; memory: compiler and reconciler
 //                                       # over in-memory tables (development, tests)
 //     netns: /run/netns/NAME            # host backend: manage another network namespace
+//     dropEvents: false                 # host backend: load the programs with drop events on
+//                                       # (tenet_cfg_drop_events), for Watch's datapath events
 //     interfaces: { eth0: { ifindex: 2, mac: '02:00:00:00:00:01', mtu: 1500 } }  # memory only
+//     underlay: { 198.18.0.2: '02:00:00:00:00:02' }  # memory only: next-hop MAC per remote PA
 
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -93,9 +96,22 @@ export const configSchema = z.strictObject({
     .strictObject({
       backend: z.enum(['host', 'memory']).default('host'),
       netns: absPath.optional(),
+      dropEvents: z.boolean().default(false),
       interfaces: z.record(z.string(), interfaceFacts).default({}),
+      underlay: z
+        .record(
+          z.string(),
+          z.string().regex(/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/, 'is not a MAC address'),
+        )
+        .superRefine((rec, ctx) => {
+          for (const pa of Object.keys(rec)) {
+            if (isIP(pa) !== 4)
+              ctx.addIssue({ code: 'custom', path: [pa], message: 'is not an IPv4 address' });
+          }
+        })
+        .default({}),
     })
-    .default({ backend: 'host', interfaces: {} }),
+    .default({ backend: 'host', dropEvents: false, interfaces: {}, underlay: {} }),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -7,12 +7,41 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Objects } from '../abi/generated.js';
-import { BpfObject } from '../bpf/index.js';
+import { BpfObject, setKnobs, type KnobValue } from '../bpf/index.js';
 
 export type ObjectName = keyof typeof Objects;
 
-/** build/bpf/ of this checkout, found from this file in agent/ (tsx, vitest) or dist/agent/. */
+/** The load-time knobs of the product objects (each object has the ones its code includes). */
+export type KnobName = {
+  [O in ObjectName]: keyof (typeof Objects)[O]['knobs'];
+}[ObjectName] &
+  string;
+
+export interface LoadObjectOptions {
+  /**
+   * Load-time knobs to set (written into .rodata before load). A knob the object does not have
+   * is skipped: the objects share most knobs, and a setting should not fail for the one that
+   * does not need it.
+   */
+  readonly knobs?: Readonly<Partial<Record<KnobName, KnobValue>>>;
+}
+
+/** The datapath's knobs from the agent's settings. */
+export function datapathKnobs(opts: {
+  dropEvents?: boolean;
+}): Partial<Record<KnobName, KnobValue>> {
+  return { tenet_cfg_drop_events: opts.dropEvents === true ? 1 : 0 };
+}
+
+/**
+ * The directory of the product objects: $TENET_BPF_DIR when set (an installed package's objects,
+ * or a test's rebuilt variant: a restarted agent given new objects upgrades its attachments
+ * atomically), else build/bpf/ of this checkout, found from this file in agent/ (tsx, vitest) or
+ * dist/agent/.
+ */
 export function bpfBuildDir(): string {
+  const override = process.env.TENET_BPF_DIR;
+  if (override) return override;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, 'build', 'bpf');
@@ -27,9 +56,22 @@ export function objectPath(name: ObjectName): string {
 }
 
 /** Opens and loads one product object with its maps pinned (or reused) under pinRoot. */
-export async function loadObject(name: ObjectName, pinRoot: string): Promise<BpfObject> {
+export async function loadObject(
+  name: ObjectName,
+  pinRoot: string,
+  opts: LoadObjectOptions = {},
+): Promise<BpfObject> {
   const obj = BpfObject.open(objectPath(name), { pinRoot });
   try {
+    if (opts.knobs !== undefined) {
+      const layout = Objects[name].knobs;
+      const values = Object.fromEntries(
+        Object.entries(opts.knobs).filter(
+          ([k, v]) => v !== undefined && Object.hasOwn(layout, k),
+        ) as [string, KnobValue][],
+      );
+      setKnobs(obj, layout, values);
+    }
     await obj.load();
   } catch (e) {
     obj.close();

@@ -34,7 +34,7 @@ import { Maps, TENET_PIN_ROOT } from '../abi/generated.js';
 import { BpfMap, type BpfProgram, type XdpMode } from '../bpf/index.js';
 import { compile, type CompiledTables } from '../compiler/index.js';
 import { RecordFlags } from '../compiler/tables.js';
-import { loadObject, type ObjectName } from '../datapath/objects.js';
+import { datapathKnobs, loadObject, type ObjectName } from '../datapath/objects.js';
 import { ipOf, networkOf, numberToIpv4, prefixContains } from '../policy/index.js';
 import type { Policy } from '../policy/index.js';
 import { BpfPolicyTables, type TableOps } from '../reconciler/bpf-tables.js';
@@ -87,6 +87,13 @@ export interface HostAgentOptions {
   preferTcx?: boolean;
   /** Underlay next-hop resolution knobs. */
   underlay?: Omit<UnderlayOptions, 'runner' | 'map' | 'logger'>;
+  /**
+   * Load the programs with drop events on (the tenet_cfg_drop_events knob): every drop also
+   * sends a record to the tenet_events ring buffer. Default false. A restarted agent whose
+   * setting differs from the attached programs' upgrades them atomically (attach.ts compares
+   * the programs' .rodata, not only their tags).
+   */
+  dropEvents?: boolean;
 }
 
 export interface ApplyReport {
@@ -218,7 +225,9 @@ export class HostAgent {
     try {
       const objectNames = [...new Set(specs.map((s) => s.object))] as ObjectName[];
       for (const name of objectNames) {
-        const obj = await loadObject(name, pinRoot);
+        const obj = await loadObject(name, pinRoot, {
+          knobs: datapathKnobs({ dropEvents: opts.dropEvents === true }),
+        });
         try {
           const have = obj.programNames();
           for (const spec of specs.filter((s) => s.object === name)) {
@@ -453,6 +462,11 @@ export class HostAgent {
   async hasInstalledPolicy(): Promise<boolean> {
     const installed = await readInstalled(this.tables);
     return Object.values(installed).some((rows) => rows.size > 0);
+  }
+
+  /** The managed namespace's interfaces, read now (what a compile of a policy would see). */
+  readInterfaces(): Promise<HostInterfaces> {
+    return readHostInterfaces(this.runner);
   }
 
   /** Resolves the underlay next hops now (also runs on neighbour changes and periodically). */

@@ -11,7 +11,9 @@
 // the attachment is ours (a program pin, not a link pin, tells the two apart).
 //
 // An adopted attachment whose program differs from the one just loaded (a new object file: its tag
-// differs) is upgraded in place with an atomic link update, so the datapath never has a gap. One
+// differs; or the same file loaded with other load-time knobs, e.g. drop events turned on: the tag
+// is the same but the '.rodata' differs, see agent/bpf/knobs.ts programIdentity) is upgraded in
+// place with an atomic link update, so the datapath never has a gap. One
 // whose interface has gone (the link is defunct) or was replaced by a new interface of the same
 // name is dropped and made again.
 
@@ -26,6 +28,8 @@ import {
   LinkType,
   isBpfError,
   isTcxUnsupported,
+  programIdentity,
+  programIdentityById,
   tcAttach,
   tcDetach,
   tcQuery,
@@ -165,18 +169,25 @@ export function parsePinName(name: string): { ifname: string; program: string } 
 
 const direction = (hook: Hook): TcDirection => (hook === 'tc-egress' ? 'egress' : 'ingress');
 
-function programTag(id: number): string | undefined {
-  try {
-    const p = BpfProgram.fromId(id);
-    try {
-      return p.info().tag;
-    } finally {
-      p.close();
-    }
-  } catch {
-    return undefined;
+/**
+ * True when the attached program (by id) is the loaded one or behaves exactly like it: same tag
+ * AND same '.rodata' (load-time knobs). Comparing tags alone would keep a program loaded with
+ * other knobs: the kernel's tag does not cover .rodata (agent/bpf/knobs.ts).
+ */
+function sameProgram(attachedId: number, loaded: BpfProgram): boolean {
+  if (attachedId === loaded.info().id) return true;
+  const attached = programIdentityById(attachedId);
+  if (attached === undefined) return false;
+  let mine = loadedIdentity.get(loaded);
+  if (mine === undefined) {
+    mine = programIdentity(loaded);
+    loadedIdentity.set(loaded, mine);
   }
+  return attached === mine;
 }
+
+/** The identity of each program this agent loaded (one per program, many attachments each). */
+const loadedIdentity = new WeakMap<BpfProgram, string>();
 
 function withLink<T>(path: string, f: (link: BpfLink) => T): T {
   const link = BpfLink.openPinned(path);
@@ -347,7 +358,7 @@ export class Attachments {
         return undefined;
       }
       const want = d.prog.info();
-      if (info.progId === want.id || programTag(info.progId) === want.tag) return 'kept';
+      if (sameProgram(info.progId, d.prog)) return 'kept';
       const old = BpfProgram.fromId(info.progId);
       try {
         link.update(d.prog, { oldProg: old });
@@ -377,7 +388,7 @@ export class Attachments {
       return undefined;
     }
     const want = d.prog.info();
-    if (found.progId === want.id || programTag(found.progId) === want.tag) return 'kept';
+    if (sameProgram(found.progId, d.prog)) return 'kept';
     tcAttach({ ...id, prog: d.prog, replace: true });
     unpinQuietly(path);
     d.prog.pin(path);

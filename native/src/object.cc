@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "addon.h"
 #include "args.h"
@@ -133,6 +134,9 @@ Napi::Function BpfObject::Define(Napi::Env env)
 				   InstanceMethod<&BpfObject::ProgramNames>("programNames"),
 				   InstanceMethod<&BpfObject::Map>("map"),
 				   InstanceMethod<&BpfObject::Program>("program"),
+				   InstanceMethod<&BpfObject::InitialValue>("initialValue"),
+				   InstanceMethod<&BpfObject::WriteInitialValue>(
+					   "writeInitialValue"),
 				   InstanceMethod<&BpfObject::Close>("close"),
 				   InstanceAccessor<&BpfObject::GetLoaded>("loaded"),
 				   InstanceAccessor<&BpfObject::GetClosed>("closed"),
@@ -328,6 +332,68 @@ Napi::Value BpfObject::Program(const Napi::CallbackInfo &info)
 	if (!dup.valid())
 		ThrowBpfError(env, "fcntl(F_DUPFD_CLOEXEC)", errno);
 	return BpfProgram::Adopt(env, std::move(dup));
+}
+
+// The initial contents of an internal map ('.rodata', '.data', '.bss', '.kconfig'): where the
+// ELF's global variables live, `const volatile` load-time knobs among them.
+static bpf_map *InternalMap(Napi::Env env, bpf_object *obj, const std::string &name,
+			    const char *fn, const std::string &path, const void **data, size_t *size)
+{
+	bpf_map *map = bpf_object__find_map_by_name(obj, name.c_str());
+	if (!map)
+		ThrowBpfError(env, fn, ENOENT, {"no map named '" + name + "' in " + path, {}, {}, {}});
+	*data = bpf_map__initial_value(map, size);
+	if (!*data)
+		ThrowBpfError(env, fn, EINVAL,
+			      {"map '" + name +
+				       "' has no initial value (only .rodata, .data, .bss and .kconfig do)",
+			       {}, {}, {}});
+	return map;
+}
+
+Napi::Value BpfObject::InitialValue(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	const char *fn = "BpfObject.initialValue";
+	bpf_object *obj = ObjOrThrow(env, fn);
+	std::string name = GetString(env, info[0], std::string(fn) + ": map");
+	const void *data = nullptr;
+	size_t size = 0;
+	InternalMap(env, obj, name, fn, path_, &data, &size);
+	return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t *>(data), size);
+}
+
+Napi::Value BpfObject::WriteInitialValue(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	const char *fn = "BpfObject.writeInitialValue";
+	bpf_object *obj = ObjOrThrow(env, fn);
+	std::string name = GetString(env, info[0], std::string(fn) + ": map");
+	uint32_t offset = GetU32(env, info[1], std::string(fn) + ": offset");
+	ByteView bytes = GetBytes(env, info[2], std::string(fn) + ": data");
+	if (loadAttempted_)
+		// After load .rodata is frozen in the kernel and mapped read-only here: a write
+		// would fault, and would not reach the programs anyway.
+		ThrowBpfError(env, fn, EBUSY,
+			      {"the object was loaded: initial values are set before load()", {}, {},
+			       {}});
+	const void *data = nullptr;
+	size_t size = 0;
+	bpf_map *map = InternalMap(env, obj, name, fn, path_, &data, &size);
+	if (static_cast<uint64_t>(offset) + bytes.size > size)
+		ThrowTypeError(env, std::string(fn) + ": " + std::to_string(bytes.size) +
+					    " bytes at offset " + std::to_string(offset) + " exceed " +
+					    name + "'s " + std::to_string(size) + " bytes");
+	if (bytes.size == 0)
+		return env.Undefined();
+	// libbpf hands the contents out read-only; the whole value is replaced through its setter.
+	std::vector<uint8_t> next(static_cast<const uint8_t *>(data),
+				  static_cast<const uint8_t *>(data) + size);
+	memcpy(next.data() + offset, bytes.data, bytes.size);
+	int err = bpf_map__set_initial_value(map, next.data(), next.size());
+	if (err < 0)
+		ThrowBpfError(env, "bpf_map__set_initial_value", -err, {name, {}, {}, {}});
+	return env.Undefined();
 }
 
 Napi::Value BpfObject::Close(const Napi::CallbackInfo &info)

@@ -40,6 +40,8 @@ private:
 	Napi::Value ProgramNames(const Napi::CallbackInfo &info);
 	Napi::Value Map(const Napi::CallbackInfo &info);
 	Napi::Value Program(const Napi::CallbackInfo &info);
+	Napi::Value InitialValue(const Napi::CallbackInfo &info);
+	Napi::Value WriteInitialValue(const Napi::CallbackInfo &info);
 	Napi::Value Close(const Napi::CallbackInfo &info);
 	Napi::Value GetLoaded(const Napi::CallbackInfo &info);
 	Napi::Value GetClosed(const Napi::CallbackInfo &info);

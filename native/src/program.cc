@@ -106,6 +106,19 @@ Napi::Value BpfProgram::Info(const Napi::CallbackInfo &info)
 	__u32 len = sizeof(pi);
 	if (bpf_obj_get_info_by_fd(fd, &pi, &len) < 0)
 		ThrowBpfError(env, "bpf_obj_get_info_by_fd", errno);
+	// A second call for the ids of the maps the program uses (the count is known now).
+	std::vector<__u32> mapIds(pi.nr_map_ids);
+	if (!mapIds.empty()) {
+		bpf_prog_info mi;
+		memset(&mi, 0, sizeof(mi));
+		mi.nr_map_ids = static_cast<__u32>(mapIds.size());
+		mi.map_ids = reinterpret_cast<__u64>(mapIds.data());
+		__u32 mlen = sizeof(mi);
+		if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) < 0)
+			ThrowBpfError(env, "bpf_obj_get_info_by_fd", errno);
+		// Maps may have been added in between (never for a loaded program): keep what fits.
+		mapIds.resize(std::min<size_t>(mapIds.size(), mi.nr_map_ids));
+	}
 
 	static const char hex[] = "0123456789abcdef";
 	std::string tag;
@@ -121,6 +134,10 @@ Napi::Value BpfProgram::Info(const Napi::CallbackInfo &info)
 	out.Set("xlatedInsns", pi.xlated_prog_len / 8);
 	out.Set("jitedLen", pi.jited_prog_len);
 	out.Set("verifiedInsns", pi.verified_insns);
+	Napi::Array ids = Napi::Array::New(env, mapIds.size());
+	for (size_t i = 0; i < mapIds.size(); i++)
+		ids.Set(static_cast<uint32_t>(i), mapIds[i]);
+	out.Set("mapIds", ids);
 	return out;
 }
 

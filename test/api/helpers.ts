@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServiceError } from '@grpc/grpc-js';
+import type { UnderlayNh } from '../../agent/abi/generated.js';
 import { ReconcilerBackend, type CounterSource } from '../../agent/api/backend.js';
 import { TenetClient } from '../../agent/api/client.js';
 import { ApiServer, type PeerCredentials } from '../../agent/api/server.js';
@@ -38,7 +39,10 @@ export interface TestApi {
 
 export interface TestApiOptions {
   readonly memory?: MemoryOptions;
-  readonly facts?: Record<string, InterfaceFacts>;
+  /** hv1's interfaces (default HV1_FACTS); a function is read at every compile. */
+  readonly facts?: Record<string, InterfaceFacts> | (() => Record<string, InterfaceFacts>);
+  /** Underlay next hops the backend reports for Simulate. */
+  readonly underlay?: () => ReadonlyMap<number, UnderlayNh>;
   readonly counters?: CounterSource;
   readonly hooks?: StoreHooks;
   readonly allowedUids?: number[];
@@ -66,7 +70,8 @@ export async function startTestApi(opts: TestApiOptions = {}): Promise<TestApi> 
   const backend = new ReconcilerBackend({
     hostName: 'hv1',
     tables,
-    facts: () => opts.facts ?? HV1_FACTS,
+    facts: () => (typeof opts.facts === 'function' ? opts.facts() : (opts.facts ?? HV1_FACTS)),
+    ...(opts.underlay ? { underlay: opts.underlay } : {}),
     ...(opts.counters ? { counters: opts.counters } : {}),
     ...(opts.memory?.capacity ? { capacity: opts.memory.capacity } : {}),
   });
