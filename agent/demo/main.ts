@@ -20,7 +20,6 @@ const labDir = (): string =>
   LAB_DIR.includes('/dist/') ? LAB_DIR.replace('/dist/', '/') : LAB_DIR;
 
 const HOSTS = ['hv1', 'hv2'] as const;
-type Host = (typeof HOSTS)[number];
 
 interface Check {
   what: string;

@@ -9,6 +9,7 @@
 
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { killGroup, run } from '../process/exec.js';
 
 export interface CommandResult {
   readonly argv: readonly string[];
@@ -57,53 +58,10 @@ export class CommandError extends Error {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-const MAX_OUTPUT = 64 * 1024 * 1024;
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
 function runArgv(argv: readonly string[], opts: RunOptions): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0] as string, argv.slice(1), {
-      detached: true,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      if (stdout.length < MAX_OUTPUT) stdout += d;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < MAX_OUTPUT) stderr += d;
-    });
-    if (opts.input !== undefined && child.stdin) {
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(opts.input);
-    }
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup(child.pid, 'SIGKILL');
-    }, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    let done = false;
-    const finish = (code: number | null, extra = ''): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve({ argv, code, stdout, stderr: stderr + extra, timedOut });
-    };
-    child.on('error', (e) => finish(127, e.message));
-    child.on('close', (code) => finish(code));
+  return run(argv, {
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
   });
 }
 
@@ -138,8 +96,10 @@ function watchArgv(
     },
     async stop() {
       if (!running) return;
-      killGroup(child.pid, 'SIGTERM');
-      const t = setTimeout(() => killGroup(child.pid, 'SIGKILL'), 2000);
+      const pid = child.pid;
+      if (pid === undefined) return;
+      killGroup(pid, 'SIGTERM');
+      const t = setTimeout(() => killGroup(pid, 'SIGKILL'), 2000);
       await exited;
       clearTimeout(t);
     },

@@ -1,6 +1,6 @@
 // Lab core: namespaces, veths, bridges, topology, bounded traffic. Used by tests
 // (via test/helpers/lab.ts), the demo script and benchmarks.
-export * from './exec.js';
+export * from '../process/exec.js';
 export * from './lab.js';
 export * from './topology.js';
 export * from './traffic.js';

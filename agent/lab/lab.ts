@@ -33,7 +33,7 @@ import {
   runOk,
   runSync,
   spawnBg,
-} from './exec.js';
+} from '../process/exec.js';
 
 export const LAB_NS_PREFIX = 'tn-';
 export const BPFFS_ROOT = '/sys/fs/bpf';

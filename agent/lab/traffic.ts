@@ -2,7 +2,7 @@
 // duration and a hard wall-clock limit after which the process group is killed (GUIDE §2).
 
 import { LabError, assertLabAddress, type Netns } from './lab.js';
-import { ExecError, type BgProcess, type ExecResult } from './exec.js';
+import { ExecError, type BgProcess, type ExecResult } from '../process/exec.js';
 
 export interface PingOptions {
   /** Echo requests to send (default 3, max 10000). */

@@ -1,5 +1,6 @@
-// Bounded process execution for the lab: every command has a hard time limit and is killed
-// (with its whole process group) when it runs over. Nothing here goes through a shell.
+// Bounded process execution, shared by the host agent (iproute2, ping) and the labs: every
+// command has a hard time limit and is killed (with its whole process group) when it runs over.
+// Nothing here goes through a shell.
 
 import { spawn, spawnSync } from 'node:child_process';
 
@@ -63,7 +64,8 @@ export interface BgProcess {
   kill(signal?: NodeJS.Signals, graceMs?: number): Promise<ExecResult>;
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
+/** Signals a process group (falling back to the process itself); a gone process is not an error. */
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
   } catch {
