@@ -24,6 +24,8 @@ export interface LoadObjectOptions {
    * does not need it.
    */
   readonly knobs?: Readonly<Partial<Record<KnobName, KnobValue>>>;
+  /** Directory of the objects (default bpfBuildDir()). */
+  readonly dir?: string;
 }
 
 /** The datapath's knobs from the agent's settings. */
@@ -51,8 +53,8 @@ export function bpfBuildDir(): string {
   throw new Error('BPF objects not found (build/bpf/): run scripts/setup');
 }
 
-export function objectPath(name: ObjectName): string {
-  return join(bpfBuildDir(), Objects[name].file);
+export function objectPath(name: ObjectName, dir: string = bpfBuildDir()): string {
+  return join(dir, Objects[name].file);
 }
 
 /** Opens and loads one product object with its maps pinned (or reused) under pinRoot. */
@@ -61,7 +63,7 @@ export async function loadObject(
   pinRoot: string,
   opts: LoadObjectOptions = {},
 ): Promise<BpfObject> {
-  const obj = BpfObject.open(objectPath(name), { pinRoot });
+  const obj = BpfObject.open(objectPath(name, opts.dir), { pinRoot });
   try {
     if (opts.knobs !== undefined) {
       const layout = Objects[name].knobs;

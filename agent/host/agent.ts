@@ -26,11 +26,24 @@
 //      that the published policy no longer names them; prune underlay entries nobody names.
 // Re-applying the same policy writes nothing and attaches nothing.
 //
+// ABI migration: when the pin root is versioned (<base>/v<N>, TENET_PIN_ROOT) and a sibling of an
+// OLDER version holds a live datapath, start() checks it can be migrated (agent/host/migrate.ts:
+// refuses, changing nothing, next to a NEWER version's pins or when a map's old layout has no
+// migration function) and loads the new objects with their maps under <base>/v<N>, but attaches
+// nothing: the old datapath keeps forwarding. The cutover waits for the first applyPolicy, since
+// the new policy maps can only be filled from the policy (the daemon's first apply is the
+// persisted or the orchestrator's policy): before step 4 of that apply the new maps are
+// reconciled, counters copied (converted where the layout changed), every old pinned link
+// switched to the new program with an atomic link update (same link id: no forwarding gap) and
+// re-pinned under <base>/v<N>/links/, the remaining counts copied, and only then the old pins
+// removed. Steps 4-6 then find the attachments in place.
+//
 // The agent manages the network namespace it runs in, or another one given as a path (`netns`,
 // for labs and tests): iproute2 runs there through nsenter and the binding's attach calls enter it.
 
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Maps, TENET_PIN_ROOT } from '../abi/generated.js';
+import { Maps, TENET_ABI_VERSION, TENET_PIN_ROOT } from '../abi/generated.js';
 import { BpfMap, type BpfProgram, type XdpMode } from '../bpf/index.js';
 import { compile, type CompiledTables } from '../compiler/index.js';
 import { RecordFlags } from '../compiler/tables.js';
@@ -58,6 +71,13 @@ import {
 import { commandRunner, type CommandRunner } from './command.js';
 import { readHostInterfaces, type HostInterfaces } from './facts.js';
 import { errFields, silentLogger, type Logger } from './log.js';
+import {
+  addCounters,
+  planMigration,
+  removeOldPins,
+  switchLink,
+  type MigrationPlan,
+} from './migrate.js';
 import { checkPinnedMaps, preparePinRoot, type PinnedMapsReport } from './pins.js';
 import {
   UnderlayResolver,
@@ -94,6 +114,14 @@ export interface HostAgentOptions {
    * the programs' .rodata, not only their tags).
    */
   dropEvents?: boolean;
+  /**
+   * The ABI version this agent speaks (default TENET_ABI_VERSION). Tests only: with `bpfDir`
+   * pointing at objects built with -DTENET_ABI_VERSION_OVERRIDE=<n> it stands in for another
+   * release's agent (migration between versioned pin roots).
+   */
+  abiVersion?: number;
+  /** Directory of the BPF objects (default: $TENET_BPF_DIR or build/bpf/). */
+  bpfDir?: string;
 }
 
 export interface ApplyReport {
@@ -180,6 +208,8 @@ export class HostAgent {
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private policyApplied = false;
+  /** Counters of the old datapath already added to the new maps (a retried cutover). */
+  private migrationBase: Map<string, Map<string, Buffer>> | undefined;
 
   private constructor(
     opts: HostAgentOptions,
@@ -189,6 +219,8 @@ export class HostAgent {
     private readonly links: Attachments,
     /** What the pin root held when this agent started. */
     readonly adopted: PinnedMapsReport,
+    /** A datapath of an older ABI waiting to be migrated by the next applyPolicy. */
+    private migration: MigrationPlan | undefined,
   ) {
     this.hostName = opts.hostName;
     this.pinRoot = opts.pinRoot ?? TENET_PIN_ROOT;
@@ -211,7 +243,23 @@ export class HostAgent {
     const runner =
       opts.runner ?? commandRunner(opts.netns === undefined ? {} : { netns: opts.netns });
 
-    preparePinRoot(pinRoot);
+    const abiVersion = opts.abiVersion ?? TENET_ABI_VERSION;
+    // Before anything is created: a refused migration leaves everything as it was.
+    const migration = planMigration(pinRoot, abiVersion, new Set(specs.map((s) => s.program)));
+    if (migration !== undefined) {
+      log.info(
+        {
+          pinRoot,
+          from: migration.from,
+          fromVersion: migration.fromVersion,
+          toVersion: abiVersion,
+          maps: migration.maps.length,
+          links: migration.links.length,
+        },
+        'datapath of an older ABI found: migrating it at the first policy apply',
+      );
+    }
+    preparePinRoot(pinRoot, abiVersion);
     const adopted = checkPinnedMaps(pinRoot);
     log.info(
       { pinRoot, adoptedMaps: adopted.adopted.length, newMaps: adopted.absent.length },
@@ -227,6 +275,7 @@ export class HostAgent {
       for (const name of objectNames) {
         const obj = await loadObject(name, pinRoot, {
           knobs: datapathKnobs({ dropEvents: opts.dropEvents === true }),
+          ...(opts.bpfDir === undefined ? {} : { dir: opts.bpfDir }),
         });
         try {
           const have = obj.programNames();
@@ -266,7 +315,15 @@ export class HostAgent {
         ...(opts.xdpMode === undefined ? {} : { xdpMode: opts.xdpMode }),
         ...(opts.preferTcx === undefined ? {} : { preferTcx: opts.preferTcx }),
       });
-      const agent = new HostAgent({ ...opts, runner }, programs, tables, underlay, links, adopted);
+      const agent = new HostAgent(
+        { ...opts, runner },
+        programs,
+        tables,
+        underlay,
+        links,
+        adopted,
+        migration,
+      );
       await agent.adoptUnderlay();
       const found = links.list();
       log.info(
@@ -375,6 +432,8 @@ export class HostAgent {
     this.underlay.setTargets(underlayTargets(policy, this.hostName, compiled, interfaces));
     const underlay = await this.underlay.refresh();
 
+    if (this.migration !== undefined) await this.migrate(this.migration, compiled);
+
     const links = this.links.ensure(desired);
     let result: ApplyResult | undefined;
     let settleError: SettleError | undefined;
@@ -433,6 +492,101 @@ export class HostAgent {
         : 'policy applied',
     );
     return report;
+  }
+
+  /** The older datapath the next applyPolicy migrates from (its pin root), if any. */
+  get pendingMigration(): string | undefined {
+    return this.migration?.from;
+  }
+
+  /** The cutover from an older ABI's datapath (see the file comment and migrate.ts). */
+  private async migrate(plan: MigrationPlan, compiled: CompiledTables): Promise<void> {
+    const started = Date.now();
+    // 1. The new maps carry the policy before any program reads them.
+    try {
+      await reconcile(this.tables, compiled);
+    } catch (e) {
+      if (!(e instanceof SettleError)) {
+        this.log.error(
+          { host: this.hostName, from: plan.from, ...errFields(e) },
+          'migration: filling the new maps failed; the old datapath keeps running',
+        );
+        throw e;
+      }
+    }
+    const counterMaps = plan.maps.filter((m) => m.action === 'counters');
+    const opened = counterMaps.map((m) => ({
+      plan: m,
+      old: BpfMap.openPinned(join(plan.from, m.name)),
+      new: BpfMap.openPinned(join(this.pinRoot, m.name)),
+    }));
+    const switched: Record<string, unknown>[] = [];
+    try {
+      // 2. Counters so far (once, even if a cutover is retried).
+      let base = this.migrationBase;
+      if (base === undefined) {
+        base = new Map();
+        for (const o of opened) {
+          base.set(o.plan.name, addCounters(o.old, o.new, o.plan.migration!).read);
+        }
+        this.migrationBase = base;
+      }
+      // 3. Every attachment: the same link, the new program, atomically.
+      mkdirSync(join(this.pinRoot, 'links'), { recursive: true });
+      for (const name of plan.links) {
+        const program = name.slice(name.indexOf(':') + 1);
+        const prog = this.programs.get(program) as BpfProgram;
+        const r = switchLink(
+          join(plan.from, 'links', name),
+          join(this.pinRoot, 'links', name),
+          prog,
+        );
+        switched.push({ attachment: name, ...r });
+      }
+      // 4. What the old programs counted until the switch (let runs in flight finish).
+      await new Promise((r) => setTimeout(r, 20));
+      let copied = 0;
+      for (const o of opened) {
+        copied += addCounters(o.old, o.new, o.plan.migration!, base.get(o.plan.name)).written;
+      }
+      // 5. Only now the old pins go.
+      const { removed, left } = removeOldPins(plan);
+      this.migration = undefined;
+      this.migrationBase = undefined;
+      this.log.info(
+        {
+          host: this.hostName,
+          from: plan.from,
+          to: this.pinRoot,
+          fromVersion: plan.fromVersion,
+          toVersion: plan.toVersion,
+          maps: plan.maps.map(
+            (m) =>
+              `${m.name}: ${m.action}${m.migration === undefined ? '' : ` (${m.migration.describe})`}`,
+          ),
+          links: switched,
+          counterEntriesTopUp: copied,
+          removedPins: removed.length,
+          left,
+          durationMs: Date.now() - started,
+        },
+        'migrated the datapath to a new ABI version',
+      );
+      if (left.length > 0) {
+        this.log.warn({ from: plan.from, left }, 'migration: unplanned pins left in the old root');
+      }
+    } catch (e) {
+      this.log.error(
+        { host: this.hostName, from: plan.from, switched, ...errFields(e) },
+        'migration failed; both datapaths carry the policy, the next apply retries',
+      );
+      throw e;
+    } finally {
+      for (const o of opened) {
+        o.old.close();
+        o.new.close();
+      }
+    }
   }
 
   /**

@@ -6,6 +6,7 @@ export * from './attach.js';
 export * from './command.js';
 export * from './facts.js';
 export * from './log.js';
+export * from './migrate.js';
 export * from './pins.js';
 export * from './underlay.js';
 export { BpfPolicyTables, MapFullError, isMapFull } from '../reconciler/bpf-tables.js';

@@ -38,11 +38,11 @@ export class AbiMismatchError extends Error {
 }
 
 /** Makes sure pinRoot exists and lies on a bpffs mount. */
-export function preparePinRoot(pinRoot: string): void {
+export function preparePinRoot(pinRoot: string, abiVersion: number = TENET_ABI_VERSION): void {
   const version = /^v(\d+)$/.exec(basename(pinRoot))?.[1];
-  if (version !== undefined && Number(version) !== TENET_ABI_VERSION) {
+  if (version !== undefined && Number(version) !== abiVersion) {
     throw new AbiMismatchError(pinRoot, [
-      `the pin root is versioned v${version}; this agent speaks ABI v${TENET_ABI_VERSION}`,
+      `the pin root is versioned v${version}; this agent speaks ABI v${abiVersion}`,
     ]);
   }
   try {

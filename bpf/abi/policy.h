@@ -204,9 +204,20 @@ struct tenet_vsid_counters {
 	__u64 encap_bytes;
 	__u64 decap_packets;
 	__u64 decap_bytes;
+#ifdef TENET_ABI_TEST_VSID_COUNTERS_PAD
+	/*
+	 * Tests only: a deliberately different layout (40 bytes) for an "older ABI" build, so the
+	 * agent's counter migration converts a changed value layout (agent/host/migrate.ts).
+	 */
+	__u64 test_pad;
+#endif
 };
+#ifdef TENET_ABI_TEST_VSID_COUNTERS_PAD
+_Static_assert(sizeof(struct tenet_vsid_counters) == 40, "test layout: 40 bytes");
+#else
 _Static_assert(sizeof(struct tenet_vsid_counters) == 32,
 	       "struct tenet_vsid_counters is ABI: 32 bytes");
+#endif
 
 /*
  * Where the last packet this CPU redirected went: the value of the per-CPU debug slot
