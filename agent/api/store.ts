@@ -232,7 +232,10 @@ export class PolicyStore {
       );
     }
     const before = this.current;
+    // Where a change's time goes (for the "policy changed" log line only).
+    const t0 = performance.now();
     const next = build(before ?? parsePolicy({}));
+    const t1 = performance.now();
     let policy: Policy;
     try {
       policy = parsePolicy(next);
@@ -240,8 +243,10 @@ export class PolicyStore {
       if (e instanceof PolicyError) throw policyRejected(e, opts.rewrite);
       throw e;
     }
+    const t2 = performance.now();
     const diff = diffPolicies(before, policy);
     const changed = before === undefined || !isEmptyDiff(diff);
+    const t3 = performance.now();
 
     if (dryRun) {
       let result: BackendApplyResult;
@@ -271,6 +276,7 @@ export class PolicyStore {
         throw new ApiError(Code.UNAVAILABLE, `cannot persist the policy: ${message}`);
       }
     }
+    const t4 = performance.now();
     let result: BackendApplyResult;
     try {
       result = await this.reconcileWith(policy, false);
@@ -279,6 +285,7 @@ export class PolicyStore {
       if (persisting) await this.restoreState(before);
       throw err;
     }
+    const t5 = performance.now();
     this.current = policy;
     this.versionNo = version;
     this.lastApplyUnixMs = Date.now();
@@ -286,7 +293,18 @@ export class PolicyStore {
     for (const w of result.warnings) this.log.warn({ method }, w);
     if (changed) {
       this.log.info(
-        { method, version: String(version), diff: summarizeDiff(diff) },
+        {
+          method,
+          version: String(version),
+          diff: summarizeDiff(diff),
+          timingMs: {
+            build: round(t1 - t0),
+            validate: round(t2 - t1),
+            diff: round(t3 - t2),
+            persist: round(t4 - t3),
+            reconcile: round(t5 - t4),
+          },
+        },
         'policy changed',
       );
       const change: PolicyChange = { version, method, diff, timeUnixMs: this.lastApplyUnixMs };
@@ -331,6 +349,8 @@ export class PolicyStore {
     }
   }
 }
+
+const round = (ms: number): number => Math.round(ms * 100) / 100;
 
 function unknownPolicy(): ApiError {
   return new ApiError(
