@@ -36,6 +36,7 @@ const EMPTY: PolicyDocument = {
   ports: [],
   lookupRecords: [],
   customerRoutes: [],
+  portAcls: [],
 };
 
 /** JSON with object keys sorted: a canonical form to compare objects by. */

@@ -87,12 +87,66 @@ export interface CustomerRoute {
   readonly nextHop?: string;
 }
 
+/** Which traffic of a port a rule sees: what the VM receives, what it sends, or both. */
+export type AclDirection = 'inbound' | 'outbound' | 'both';
+
+/**
+ * allow/deny decide a packet's fate; meter only counts it in a metering class (Hyper-V's Meter
+ * action) and never changes the verdict.
+ */
+export type AclAction = 'allow' | 'deny' | 'meter';
+
+/** An inclusive range of TCP/UDP ports; YAML accepts `80`, `"80"` or `"1024-65535"`. */
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * One rule of a port's ACL. Basic rules (Windows Server 2012) match a remote or local prefix or a
+ * remote MAC; extended rules (2012 R2) add protocol, port ranges, weight, statefulness and an
+ * isolation scope. Omitted match fields match anything. "Local" is the VM's side of the port,
+ * "remote" the other end, in both directions.
+ */
+export interface AclRule {
+  /** Unique within the port's ACL; names the rule in counters, logs and the API. */
+  readonly name: string;
+  readonly direction: AclDirection;
+  readonly action: AclAction;
+  /** When several allow/deny rules match, the highest weight decides (ties: see the compiler). */
+  readonly weight?: number;
+  /** IP protocol number (names like tcp, udp, icmp, icmpv6 are canonicalised to numbers). */
+  readonly protocol?: number;
+  readonly localPrefix?: string;
+  readonly remotePrefix?: string;
+  readonly remoteMac?: string;
+  /** TCP/UDP only (protocol 6 or 17 must be set). */
+  readonly localPorts?: PortRange;
+  readonly remotePorts?: PortRange;
+  /** An allowed flow admits its return traffic (allow rules only). */
+  readonly stateful?: boolean;
+  /** Idle timeout of a stateful rule's flows. */
+  readonly idleTimeoutSeconds?: number;
+  /** Isolation scope: the rule applies only to traffic whose remote end is in this VSID. */
+  readonly isolationVsid?: number;
+  /** The metering class a meter rule counts into (meter rules only, required there). */
+  readonly meteringClass?: string;
+}
+
+/** The ACL of one VM port (at most one entry per port). */
+export interface PortAcl {
+  /** A port's name (ports[].name). */
+  readonly port: string;
+  readonly rules: readonly AclRule[];
+}
+
 export interface PolicyDocument {
   readonly providerAddresses: readonly ProviderAddress[];
   readonly routingDomains: readonly RoutingDomain[];
   readonly ports: readonly Port[];
   readonly lookupRecords: readonly LookupRecord[];
   readonly customerRoutes: readonly CustomerRoute[];
+  readonly portAcls: readonly PortAcl[];
 }
 
 declare const validated: unique symbol;

@@ -99,12 +99,81 @@ const customerRoute = z.strictObject({
   nextHop: ipAny.optional(),
 });
 
+/** IP protocol names an ACL rule may use instead of the number. */
+const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = {
+  icmp: 1,
+  tcp: 6,
+  udp: 17,
+  gre: 47,
+  icmpv6: 58,
+};
+
+const protocol = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'string') {
+    const n = PROTOCOL_NUMBERS[value.toLowerCase()];
+    if (n !== undefined) return n;
+    ctx.addIssue(
+      `${JSON.stringify(value)} is not a protocol name (${Object.keys(PROTOCOL_NUMBERS).join(', ')}) or number`,
+    );
+    return z.NEVER;
+  }
+  if (!Number.isInteger(value) || value < 0 || value > 255) {
+    ctx.addIssue(`${value} is not an IP protocol number (0..255)`);
+    return z.NEVER;
+  }
+  return value;
+});
+
+/** `80`, `"80"` or `"1024-65535"` -> { from, to }, both within 0..65535 and from <= to. */
+const portRange = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const text = String(value).trim();
+  const m = /^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$/.exec(text);
+  if (!m) {
+    ctx.addIssue(`${JSON.stringify(value)} is not a port or a port range like "1024-65535"`);
+    return z.NEVER;
+  }
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  if (from > 65535 || to > 65535) {
+    ctx.addIssue(`${text} is outside 0..65535`);
+    return z.NEVER;
+  }
+  if (from > to) {
+    ctx.addIssue(`${text} is an empty range: ${from} is above ${to}`);
+    return z.NEVER;
+  }
+  return { from, to };
+});
+
+const aclRule = z.strictObject({
+  name,
+  direction: z.enum(['inbound', 'outbound', 'both']),
+  action: z.enum(['allow', 'deny', 'meter']),
+  weight: intIn(0, 65535).optional(),
+  protocol: protocol.optional(),
+  localPrefix: prefix.optional(),
+  remotePrefix: prefix.optional(),
+  remoteMac: mac.optional(),
+  localPorts: portRange.optional(),
+  remotePorts: portRange.optional(),
+  stateful: z.boolean().optional(),
+  idleTimeoutSeconds: intIn(1, 86400, 'seconds').optional(),
+  isolationVsid: vsid.optional(),
+  meteringClass: name.optional(),
+});
+
+const portAcl = z.strictObject({
+  port: name,
+  rules: z.array(aclRule),
+});
+
 export const policySchema = z.strictObject({
   providerAddresses: z.array(providerAddress).default([]),
   routingDomains: z.array(routingDomain).default([]),
   ports: z.array(port).default([]),
   lookupRecords: z.array(lookupRecord).default([]),
   customerRoutes: z.array(customerRoute).default([]),
+  portAcls: z.array(portAcl).default([]),
 });
 
 // The schema's output is the model's document type (checked here, at compile time).

@@ -15,6 +15,7 @@ import {
   type IpPrefix,
 } from './addr.js';
 import type { PolicyIssue } from './errors.js';
+import { validateAcls } from './validate-acl.js';
 import {
   gatewayMac,
   type PolicyDocument,
@@ -422,5 +423,6 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
     }
   });
 
+  issues.push(...validateAcls(doc));
   return issues;
 }

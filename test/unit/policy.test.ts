@@ -991,6 +991,7 @@ describe('policy validation', () => {
       ports: [],
       lookupRecords: [],
       customerRoutes: [],
+      portAcls: [],
     });
   });
 
