@@ -19,6 +19,7 @@ import {
   U32,
   defineStruct,
   getArray,
+  getBe16,
   getBe32,
   getBytes,
   getU16,
@@ -26,6 +27,7 @@ import {
   getU64,
   getU8,
   putArray,
+  putBe16,
   putBe32,
   putBytes,
   putU16,
@@ -42,6 +44,97 @@ import type { MapDescriptor, ObjectDescriptor } from './descriptors.js';
 export const TENET_ABI_VERSION = 1;
 export const TENET_PIN_BASE = '/sys/fs/bpf/tenet';
 export const TENET_PIN_ROOT = '/sys/fs/bpf/tenet/v1';
+
+/** enum tenet_acl_action. */
+export const AclAction = {
+  allow: 1, // TENET_ACL_ALLOW
+  deny: 2, // TENET_ACL_DENY
+} as const;
+export type AclActionName = keyof typeof AclAction;
+export type AclAction = (typeof AclAction)[AclActionName];
+/** Name of each value (the first, where names share a value). */
+export const AclActionByValue: Readonly<Record<number, AclActionName>> = {
+  1: 'allow',
+  2: 'deny',
+};
+
+/** enum tenet_acl_dir. */
+export const AclDir = {
+  in: 0, // TENET_ACL_IN
+  out: 1, // TENET_ACL_OUT
+} as const;
+export type AclDirName = keyof typeof AclDir;
+export type AclDir = (typeof AclDir)[AclDirName];
+/** Name of each value (the first, where names share a value). */
+export const AclDirByValue: Readonly<Record<number, AclDirName>> = {
+  0: 'in',
+  1: 'out',
+};
+
+/** enum tenet_acl_field. */
+export const AclField = {
+  remote4: 1, // TENET_ACL_F_REMOTE4
+  remote6: 2, // TENET_ACL_F_REMOTE6
+  local4: 3, // TENET_ACL_F_LOCAL4
+  local6: 4, // TENET_ACL_F_LOCAL6
+  proto_lport: 5, // TENET_ACL_F_PROTO_LPORT
+  proto_rport: 6, // TENET_ACL_F_PROTO_RPORT
+  rmac: 7, // TENET_ACL_F_RMAC
+  vsid: 8, // TENET_ACL_F_VSID
+} as const;
+export type AclFieldName = keyof typeof AclField;
+export type AclField = (typeof AclField)[AclFieldName];
+/** Name of each value (the first, where names share a value). */
+export const AclFieldByValue: Readonly<Record<number, AclFieldName>> = {
+  1: 'remote4',
+  2: 'remote6',
+  3: 'local4',
+  4: 'local6',
+  5: 'proto_lport',
+  6: 'proto_rport',
+  7: 'rmac',
+  8: 'vsid',
+};
+
+/** enum tenet_acl_rule_flags. */
+export const AclRuleFlags = {
+  stateful: 1, // TENET_ACL_RULE_STATEFUL
+} as const;
+export type AclRuleFlagsName = keyof typeof AclRuleFlags;
+export type AclRuleFlags = (typeof AclRuleFlags)[AclRuleFlagsName];
+/** Name of each value (the first, where names share a value). */
+export const AclRuleFlagsByValue: Readonly<Record<number, AclRuleFlagsName>> = {
+  1: 'stateful',
+};
+
+/** enum tenet_acl_stat. */
+export const AclStat = {
+  no_match: 0, // TENET_ACL_STAT_NO_MATCH
+  ct_insert: 1, // TENET_ACL_STAT_CT_INSERT
+  ct_reply: 2, // TENET_ACL_STAT_CT_REPLY
+  ct_related: 3, // TENET_ACL_STAT_CT_RELATED
+  ct_expired: 4, // TENET_ACL_STAT_CT_EXPIRED
+  ct_miss: 5, // TENET_ACL_STAT_CT_MISS
+  frag_stored: 6, // TENET_ACL_STAT_FRAG_STORED
+  frag_hit: 7, // TENET_ACL_STAT_FRAG_HIT
+  frag_miss: 8, // TENET_ACL_STAT_FRAG_MISS
+  slots: 16, // TENET_ACL_STAT_SLOTS
+} as const;
+export type AclStatName = keyof typeof AclStat;
+export type AclStat = (typeof AclStat)[AclStatName];
+/** Name of each value (the first, where names share a value). */
+export const AclStatByValue: Readonly<Record<number, AclStatName>> = {
+  0: 'no_match',
+  1: 'ct_insert',
+  2: 'ct_reply',
+  3: 'ct_related',
+  4: 'ct_expired',
+  5: 'ct_miss',
+  6: 'frag_stored',
+  7: 'frag_hit',
+  8: 'frag_miss',
+  16: 'slots',
+};
 
 /** enum tenet_direction. */
 export const Direction = {
@@ -114,6 +207,9 @@ export const DropReason = {
   nvgre_dst_not_local: 53, // TENET_DROP_NVGRE_DST_NOT_LOCAL
   nvgre_ecn_ce_not_ect: 54, // TENET_DROP_NVGRE_ECN_CE_NOT_ECT
   decap_failed: 55, // TENET_DROP_DECAP_FAILED
+  acl_deny: 56, // TENET_DROP_ACL_DENY
+  acl_fragment: 57, // TENET_DROP_ACL_FRAGMENT
+  acl_unclassifiable: 58, // TENET_DROP_ACL_UNCLASSIFIABLE
 } as const;
 export type DropReasonName = keyof typeof DropReason;
 export type DropReason = (typeof DropReason)[DropReasonName];
@@ -175,6 +271,9 @@ export const DropReasonByValue: Readonly<Record<number, DropReasonName>> = {
   53: 'nvgre_dst_not_local',
   54: 'nvgre_ecn_ce_not_ect',
   55: 'decap_failed',
+  56: 'acl_deny',
+  57: 'acl_fragment',
+  58: 'acl_unclassifiable',
 };
 
 /** enum tenet_event_kind. */
@@ -228,6 +327,537 @@ export const RouteFlagsByValue: Readonly<Record<number, RouteFlagsName>> = {
   1: 'onlink',
   2: 'gateway',
 };
+
+/** struct tenet_acl_bits: 1304 bytes. */
+export interface AclBits {
+  /** __u64[3] at 0 */
+  summary: bigint[];
+  /** __u64[160] at 24 */
+  words: bigint[];
+}
+
+export const ACL_BITS_SIZE = 1304;
+
+export const AclBitsLayout = {
+  summary: { offset: 0, size: 24 },
+  words: { offset: 24, size: 1280 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclBitsCodec: StructCodec<AclBits> = defineStruct<AclBits>({
+  name: 'tenet_acl_bits',
+  size: 1304,
+  write(v, o, x) {
+    putArray(v, o, 3, 8, x.summary, 'tenet_acl_bits.summary', putU64);
+    putArray(v, o + 24, 160, 8, x.words, 'tenet_acl_bits.words', putU64);
+  },
+  read(v, o) {
+    return {
+      summary: getArray(v, o, 3, 8, getU64),
+      words: getArray(v, o + 24, 160, 8, getU64),
+    };
+  },
+});
+
+/** struct tenet_acl_ct: 24 bytes. */
+export interface AclCt {
+  /** __u64 at 0 */
+  last_seen_ns: bigint;
+  /** __u32 at 8 */
+  idle_timeout_s: number;
+  /** __u32 at 12 */
+  rsid: number;
+  /** __u32 at 16 */
+  rank: number;
+  /** __u8 at 20 */
+  dir: number;
+}
+
+export const ACL_CT_SIZE = 24;
+
+export const AclCtLayout = {
+  last_seen_ns: { offset: 0, size: 8 },
+  idle_timeout_s: { offset: 8, size: 4 },
+  rsid: { offset: 12, size: 4 },
+  rank: { offset: 16, size: 4 },
+  dir: { offset: 20, size: 1 },
+  pad: { offset: 21, size: 3 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclCtCodec: StructCodec<AclCt> = defineStruct<AclCt>({
+  name: 'tenet_acl_ct',
+  size: 24,
+  write(v, o, x) {
+    putU64(v, o, x.last_seen_ns, 'tenet_acl_ct.last_seen_ns');
+    putU32(v, o + 8, x.idle_timeout_s, 'tenet_acl_ct.idle_timeout_s');
+    putU32(v, o + 12, x.rsid, 'tenet_acl_ct.rsid');
+    putU32(v, o + 16, x.rank, 'tenet_acl_ct.rank');
+    putU8(v, o + 20, x.dir, 'tenet_acl_ct.dir');
+    putZero(v, o + 21, 3);
+  },
+  read(v, o) {
+    return {
+      last_seen_ns: getU64(v, o),
+      idle_timeout_s: getU32(v, o + 8),
+      rsid: getU32(v, o + 12),
+      rank: getU32(v, o + 16),
+      dir: getU8(v, o + 20),
+    };
+  },
+});
+
+/** struct tenet_acl_ct_key: 44 bytes. */
+export interface AclCtKey {
+  /** __u32 at 0 */
+  ifindex: number;
+  /** __u8 at 4 */
+  family: number;
+  /** __u8 at 5 */
+  proto: number;
+  /** __be16 at 6, big-endian in the map */
+  lport: number;
+  /** __be16 at 8, big-endian in the map */
+  rport: number;
+  /** __u8[16] at 12 */
+  laddr: Uint8Array;
+  /** __u8[16] at 28 */
+  raddr: Uint8Array;
+}
+
+export const ACL_CT_KEY_SIZE = 44;
+
+export const AclCtKeyLayout = {
+  ifindex: { offset: 0, size: 4 },
+  family: { offset: 4, size: 1 },
+  proto: { offset: 5, size: 1 },
+  lport: { offset: 6, size: 2 },
+  rport: { offset: 8, size: 2 },
+  pad: { offset: 10, size: 2 },
+  laddr: { offset: 12, size: 16 },
+  raddr: { offset: 28, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclCtKeyCodec: StructCodec<AclCtKey> = defineStruct<AclCtKey>({
+  name: 'tenet_acl_ct_key',
+  size: 44,
+  write(v, o, x) {
+    putU32(v, o, x.ifindex, 'tenet_acl_ct_key.ifindex');
+    putU8(v, o + 4, x.family, 'tenet_acl_ct_key.family');
+    putU8(v, o + 5, x.proto, 'tenet_acl_ct_key.proto');
+    putBe16(v, o + 6, x.lport, 'tenet_acl_ct_key.lport');
+    putBe16(v, o + 8, x.rport, 'tenet_acl_ct_key.rport');
+    putZero(v, o + 10, 2);
+    putBytes(v, o + 12, 16, x.laddr, 'tenet_acl_ct_key.laddr');
+    putBytes(v, o + 28, 16, x.raddr, 'tenet_acl_ct_key.raddr');
+  },
+  read(v, o) {
+    return {
+      ifindex: getU32(v, o),
+      family: getU8(v, o + 4),
+      proto: getU8(v, o + 5),
+      lport: getBe16(v, o + 6),
+      rport: getBe16(v, o + 8),
+      laddr: getBytes(v, o + 12, 16),
+      raddr: getBytes(v, o + 28, 16),
+    };
+  },
+});
+
+/** struct tenet_acl_field_key: 28 bytes. */
+export interface AclFieldKey {
+  /** __u32 at 0 */
+  prefixlen: number;
+  /** __u32 at 4 */
+  rsid: number;
+  /** __u8 at 8 */
+  field: number;
+  /** __u8[16] at 12 */
+  data: Uint8Array;
+}
+
+export const ACL_FIELD_KEY_SIZE = 28;
+
+export const AclFieldKeyLayout = {
+  prefixlen: { offset: 0, size: 4 },
+  rsid: { offset: 4, size: 4 },
+  field: { offset: 8, size: 1 },
+  pad: { offset: 9, size: 3 },
+  data: { offset: 12, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclFieldKeyCodec: StructCodec<AclFieldKey> = defineStruct<AclFieldKey>({
+  name: 'tenet_acl_field_key',
+  size: 28,
+  write(v, o, x) {
+    putU32(v, o, x.prefixlen, 'tenet_acl_field_key.prefixlen');
+    putU32(v, o + 4, x.rsid, 'tenet_acl_field_key.rsid');
+    putU8(v, o + 8, x.field, 'tenet_acl_field_key.field');
+    putZero(v, o + 9, 3);
+    putBytes(v, o + 12, 16, x.data, 'tenet_acl_field_key.data');
+  },
+  read(v, o) {
+    return {
+      prefixlen: getU32(v, o),
+      rsid: getU32(v, o + 4),
+      field: getU8(v, o + 8),
+      data: getBytes(v, o + 12, 16),
+    };
+  },
+});
+
+/** struct tenet_acl_frag: 16 bytes. */
+export interface AclFrag {
+  /** __u32 at 0 */
+  rsid: number;
+  /** __u32 at 4 */
+  rank: number;
+  /** __u8 at 8 */
+  verdict: number;
+}
+
+export const ACL_FRAG_SIZE = 16;
+
+export const AclFragLayout = {
+  rsid: { offset: 0, size: 4 },
+  rank: { offset: 4, size: 4 },
+  verdict: { offset: 8, size: 1 },
+  pad: { offset: 9, size: 7 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclFragCodec: StructCodec<AclFrag> = defineStruct<AclFrag>({
+  name: 'tenet_acl_frag',
+  size: 16,
+  write(v, o, x) {
+    putU32(v, o, x.rsid, 'tenet_acl_frag.rsid');
+    putU32(v, o + 4, x.rank, 'tenet_acl_frag.rank');
+    putU8(v, o + 8, x.verdict, 'tenet_acl_frag.verdict');
+    putZero(v, o + 9, 7);
+  },
+  read(v, o) {
+    return {
+      rsid: getU32(v, o),
+      rank: getU32(v, o + 4),
+      verdict: getU8(v, o + 8),
+    };
+  },
+});
+
+/** struct tenet_acl_frag_key: 44 bytes. */
+export interface AclFragKey {
+  /** __u32 at 0 */
+  ifindex: number;
+  /** __u32 at 4 */
+  id: number;
+  /** __u8 at 8 */
+  family: number;
+  /** __u8 at 9 */
+  proto: number;
+  /** __u8 at 10 */
+  dir: number;
+  /** __u8[16] at 12 */
+  laddr: Uint8Array;
+  /** __u8[16] at 28 */
+  raddr: Uint8Array;
+}
+
+export const ACL_FRAG_KEY_SIZE = 44;
+
+export const AclFragKeyLayout = {
+  ifindex: { offset: 0, size: 4 },
+  id: { offset: 4, size: 4 },
+  family: { offset: 8, size: 1 },
+  proto: { offset: 9, size: 1 },
+  dir: { offset: 10, size: 1 },
+  pad: { offset: 11, size: 1 },
+  laddr: { offset: 12, size: 16 },
+  raddr: { offset: 28, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclFragKeyCodec: StructCodec<AclFragKey> = defineStruct<AclFragKey>({
+  name: 'tenet_acl_frag_key',
+  size: 44,
+  write(v, o, x) {
+    putU32(v, o, x.ifindex, 'tenet_acl_frag_key.ifindex');
+    putU32(v, o + 4, x.id, 'tenet_acl_frag_key.id');
+    putU8(v, o + 8, x.family, 'tenet_acl_frag_key.family');
+    putU8(v, o + 9, x.proto, 'tenet_acl_frag_key.proto');
+    putU8(v, o + 10, x.dir, 'tenet_acl_frag_key.dir');
+    putZero(v, o + 11, 1);
+    putBytes(v, o + 12, 16, x.laddr, 'tenet_acl_frag_key.laddr');
+    putBytes(v, o + 28, 16, x.raddr, 'tenet_acl_frag_key.raddr');
+  },
+  read(v, o) {
+    return {
+      ifindex: getU32(v, o),
+      id: getU32(v, o + 4),
+      family: getU8(v, o + 8),
+      proto: getU8(v, o + 9),
+      dir: getU8(v, o + 10),
+      laddr: getBytes(v, o + 12, 16),
+      raddr: getBytes(v, o + 28, 16),
+    };
+  },
+});
+
+/** struct tenet_acl_port: 16 bytes. */
+export interface AclPort {
+  /** __u32[2] at 0 */
+  rsid: number[];
+  /** __u32 at 8 */
+  flags: number;
+}
+
+export const ACL_PORT_SIZE = 16;
+
+export const AclPortLayout = {
+  rsid: { offset: 0, size: 8 },
+  flags: { offset: 8, size: 4 },
+  pad: { offset: 12, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclPortCodec: StructCodec<AclPort> = defineStruct<AclPort>({
+  name: 'tenet_acl_port',
+  size: 16,
+  write(v, o, x) {
+    putArray(v, o, 2, 4, x.rsid, 'tenet_acl_port.rsid', putU32);
+    putU32(v, o + 8, x.flags, 'tenet_acl_port.flags');
+    putZero(v, o + 12, 4);
+  },
+  read(v, o) {
+    return {
+      rsid: getArray(v, o, 2, 4, getU32),
+      flags: getU32(v, o + 8),
+    };
+  },
+});
+
+/** struct tenet_acl_rule: 8 bytes. */
+export interface AclRule {
+  /** __u8 at 0 */
+  action: number;
+  /** __u8 at 1 */
+  flags: number;
+  /** __u32 at 4 */
+  idle_timeout_s: number;
+}
+
+export const ACL_RULE_SIZE = 8;
+
+export const AclRuleLayout = {
+  action: { offset: 0, size: 1 },
+  flags: { offset: 1, size: 1 },
+  pad: { offset: 2, size: 2 },
+  idle_timeout_s: { offset: 4, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclRuleCodec: StructCodec<AclRule> = defineStruct<AclRule>({
+  name: 'tenet_acl_rule',
+  size: 8,
+  write(v, o, x) {
+    putU8(v, o, x.action, 'tenet_acl_rule.action');
+    putU8(v, o + 1, x.flags, 'tenet_acl_rule.flags');
+    putZero(v, o + 2, 2);
+    putU32(v, o + 4, x.idle_timeout_s, 'tenet_acl_rule.idle_timeout_s');
+  },
+  read(v, o) {
+    return {
+      action: getU8(v, o),
+      flags: getU8(v, o + 1),
+      idle_timeout_s: getU32(v, o + 4),
+    };
+  },
+});
+
+/** struct tenet_acl_rule_key: 8 bytes. */
+export interface AclRuleKey {
+  /** __u32 at 0 */
+  rsid: number;
+  /** __u32 at 4 */
+  rank: number;
+}
+
+export const ACL_RULE_KEY_SIZE = 8;
+
+export const AclRuleKeyLayout = {
+  rsid: { offset: 0, size: 4 },
+  rank: { offset: 4, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclRuleKeyCodec: StructCodec<AclRuleKey> = defineStruct<AclRuleKey>({
+  name: 'tenet_acl_rule_key',
+  size: 8,
+  write(v, o, x) {
+    putU32(v, o, x.rsid, 'tenet_acl_rule_key.rsid');
+    putU32(v, o + 4, x.rank, 'tenet_acl_rule_key.rank');
+  },
+  read(v, o) {
+    return {
+      rsid: getU32(v, o),
+      rank: getU32(v, o + 4),
+    };
+  },
+});
+
+/** struct tenet_acl_scratch: 1664 bytes. */
+export interface AclScratch {
+  /** struct tenet_acl_ct at 0 */
+  ct: AclCt;
+  /** __u64[3] at 24 */
+  sum: bigint[];
+  /** __u64[3] at 48 */
+  cand: bigint[];
+  /** __u64[160] at 72 */
+  acc: bigint[];
+  /** struct tenet_acl_ct_key at 1352 */
+  flow: AclCtKey;
+  /** struct tenet_acl_ct_key at 1396 */
+  emb: AclCtKey;
+  /** struct tenet_acl_frag_key at 1440 */
+  frag: AclFragKey;
+  /** struct tenet_acl_field_key at 1484 */
+  fk: AclFieldKey;
+  /** struct tenet_acl_frag at 1512 */
+  fv: AclFrag;
+  /** struct tenet_acl_rule_key at 1528 */
+  rk: AclRuleKey;
+  /** __u8[40] at 1536 */
+  hdr: Uint8Array;
+  /** __u8[8] at 1576 */
+  l4: Uint8Array;
+  /** __u8[16] at 1584 */
+  saddr: Uint8Array;
+  /** __u8[16] at 1600 */
+  daddr: Uint8Array;
+  /** __u64 at 1616 */
+  now: bigint;
+  /** __u32 at 1624 */
+  rsid: number;
+  /** __u32 at 1628 */
+  remote_vsid: number;
+  /** __u32 at 1632 */
+  len: number;
+  /** __u32 at 1636 */
+  rank: number;
+  /** __u32 at 1640 */
+  l4_off: number;
+  /** __be16 at 1644, big-endian in the map */
+  sport: number;
+  /** __be16 at 1646, big-endian in the map */
+  dport: number;
+  /** __u8 at 1648 */
+  proto: number;
+  /** __u8 at 1649 */
+  l4_err: number;
+  /** __u8[6] at 1650 */
+  rmac: Uint8Array;
+  /** __u8 at 1656 */
+  frag_kind: number;
+  /** __u8 at 1657 */
+  icmp_err: number;
+  /** __u8 at 1658 */
+  dir: number;
+}
+
+export const ACL_SCRATCH_SIZE = 1664;
+
+export const AclScratchLayout = {
+  ct: { offset: 0, size: 24 },
+  sum: { offset: 24, size: 24 },
+  cand: { offset: 48, size: 24 },
+  acc: { offset: 72, size: 1280 },
+  flow: { offset: 1352, size: 44 },
+  emb: { offset: 1396, size: 44 },
+  frag: { offset: 1440, size: 44 },
+  fk: { offset: 1484, size: 28 },
+  fv: { offset: 1512, size: 16 },
+  rk: { offset: 1528, size: 8 },
+  hdr: { offset: 1536, size: 40 },
+  l4: { offset: 1576, size: 8 },
+  saddr: { offset: 1584, size: 16 },
+  daddr: { offset: 1600, size: 16 },
+  now: { offset: 1616, size: 8 },
+  rsid: { offset: 1624, size: 4 },
+  remote_vsid: { offset: 1628, size: 4 },
+  len: { offset: 1632, size: 4 },
+  rank: { offset: 1636, size: 4 },
+  l4_off: { offset: 1640, size: 4 },
+  sport: { offset: 1644, size: 2 },
+  dport: { offset: 1646, size: 2 },
+  proto: { offset: 1648, size: 1 },
+  l4_err: { offset: 1649, size: 1 },
+  rmac: { offset: 1650, size: 6 },
+  frag_kind: { offset: 1656, size: 1 },
+  icmp_err: { offset: 1657, size: 1 },
+  dir: { offset: 1658, size: 1 },
+  pad: { offset: 1659, size: 5 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const AclScratchCodec: StructCodec<AclScratch> = defineStruct<AclScratch>({
+  name: 'tenet_acl_scratch',
+  size: 1664,
+  write(v, o, x) {
+    AclCtCodec.write(v, o, x.ct);
+    putArray(v, o + 24, 3, 8, x.sum, 'tenet_acl_scratch.sum', putU64);
+    putArray(v, o + 48, 3, 8, x.cand, 'tenet_acl_scratch.cand', putU64);
+    putArray(v, o + 72, 160, 8, x.acc, 'tenet_acl_scratch.acc', putU64);
+    AclCtKeyCodec.write(v, o + 1352, x.flow);
+    AclCtKeyCodec.write(v, o + 1396, x.emb);
+    AclFragKeyCodec.write(v, o + 1440, x.frag);
+    AclFieldKeyCodec.write(v, o + 1484, x.fk);
+    AclFragCodec.write(v, o + 1512, x.fv);
+    AclRuleKeyCodec.write(v, o + 1528, x.rk);
+    putBytes(v, o + 1536, 40, x.hdr, 'tenet_acl_scratch.hdr');
+    putBytes(v, o + 1576, 8, x.l4, 'tenet_acl_scratch.l4');
+    putBytes(v, o + 1584, 16, x.saddr, 'tenet_acl_scratch.saddr');
+    putBytes(v, o + 1600, 16, x.daddr, 'tenet_acl_scratch.daddr');
+    putU64(v, o + 1616, x.now, 'tenet_acl_scratch.now');
+    putU32(v, o + 1624, x.rsid, 'tenet_acl_scratch.rsid');
+    putU32(v, o + 1628, x.remote_vsid, 'tenet_acl_scratch.remote_vsid');
+    putU32(v, o + 1632, x.len, 'tenet_acl_scratch.len');
+    putU32(v, o + 1636, x.rank, 'tenet_acl_scratch.rank');
+    putU32(v, o + 1640, x.l4_off, 'tenet_acl_scratch.l4_off');
+    putBe16(v, o + 1644, x.sport, 'tenet_acl_scratch.sport');
+    putBe16(v, o + 1646, x.dport, 'tenet_acl_scratch.dport');
+    putU8(v, o + 1648, x.proto, 'tenet_acl_scratch.proto');
+    putU8(v, o + 1649, x.l4_err, 'tenet_acl_scratch.l4_err');
+    putBytes(v, o + 1650, 6, x.rmac, 'tenet_acl_scratch.rmac');
+    putU8(v, o + 1656, x.frag_kind, 'tenet_acl_scratch.frag_kind');
+    putU8(v, o + 1657, x.icmp_err, 'tenet_acl_scratch.icmp_err');
+    putU8(v, o + 1658, x.dir, 'tenet_acl_scratch.dir');
+    putZero(v, o + 1659, 5);
+  },
+  read(v, o) {
+    return {
+      ct: AclCtCodec.read(v, o),
+      sum: getArray(v, o + 24, 3, 8, getU64),
+      cand: getArray(v, o + 48, 3, 8, getU64),
+      acc: getArray(v, o + 72, 160, 8, getU64),
+      flow: AclCtKeyCodec.read(v, o + 1352),
+      emb: AclCtKeyCodec.read(v, o + 1396),
+      frag: AclFragKeyCodec.read(v, o + 1440),
+      fk: AclFieldKeyCodec.read(v, o + 1484),
+      fv: AclFragCodec.read(v, o + 1512),
+      rk: AclRuleKeyCodec.read(v, o + 1528),
+      hdr: getBytes(v, o + 1536, 40),
+      l4: getBytes(v, o + 1576, 8),
+      saddr: getBytes(v, o + 1584, 16),
+      daddr: getBytes(v, o + 1600, 16),
+      now: getU64(v, o + 1616),
+      rsid: getU32(v, o + 1624),
+      remote_vsid: getU32(v, o + 1628),
+      len: getU32(v, o + 1632),
+      rank: getU32(v, o + 1636),
+      l4_off: getU32(v, o + 1640),
+      sport: getBe16(v, o + 1644),
+      dport: getBe16(v, o + 1646),
+      proto: getU8(v, o + 1648),
+      l4_err: getU8(v, o + 1649),
+      rmac: getBytes(v, o + 1650, 6),
+      frag_kind: getU8(v, o + 1656),
+      icmp_err: getU8(v, o + 1657),
+      dir: getU8(v, o + 1658),
+    };
+  },
+});
 
 /** struct tenet_ca_key: 24 bytes. */
 export interface CaKey {
@@ -956,6 +1586,126 @@ export const VsubnetEntryCodec: StructCodec<VsubnetEntry> = defineStruct<Vsubnet
 
 /** Every map of the objects, by name. */
 export const Maps = {
+  tenet_acl_ct: {
+    name: 'tenet_acl_ct',
+    type: 'lru_hash',
+    typeId: 9,
+    keySize: 44,
+    valueSize: 24,
+    maxEntries: 262144,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: AclCtKeyCodec,
+    value: AclCtCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_xdp'],
+  } satisfies MapDescriptor<AclCtKey, AclCt>,
+  tenet_acl_field: {
+    name: 'tenet_acl_field',
+    type: 'lpm_trie',
+    typeId: 11,
+    keySize: 28,
+    valueSize: 1304,
+    maxEntries: 65536,
+    flags: 1,
+    pinning: 'by_name',
+    perCpu: false,
+    key: AclFieldKeyCodec,
+    value: AclBitsCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_xdp'],
+  } satisfies MapDescriptor<AclFieldKey, AclBits>,
+  tenet_acl_frags: {
+    name: 'tenet_acl_frags',
+    type: 'lru_hash',
+    typeId: 9,
+    keySize: 44,
+    valueSize: 16,
+    maxEntries: 16384,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: AclFragKeyCodec,
+    value: AclFragCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_xdp'],
+  } satisfies MapDescriptor<AclFragKey, AclFrag>,
+  tenet_acl_ports: {
+    name: 'tenet_acl_ports',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 1024,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: AclPortCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, AclPort>,
+  tenet_acl_rctrs: {
+    name: 'tenet_acl_rctrs',
+    type: 'percpu_hash',
+    typeId: 5,
+    keySize: 8,
+    valueSize: 16,
+    maxEntries: 65536,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: AclRuleKeyCodec,
+    value: CounterCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_xdp'],
+  } satisfies MapDescriptor<AclRuleKey, Counter>,
+  tenet_acl_rules: {
+    name: 'tenet_acl_rules',
+    type: 'hash',
+    typeId: 1,
+    keySize: 8,
+    valueSize: 8,
+    maxEntries: 65536,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: AclRuleKeyCodec,
+    value: AclRuleCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_xdp'],
+  } satisfies MapDescriptor<AclRuleKey, AclRule>,
+  tenet_acl_scr: {
+    name: 'tenet_acl_scr',
+    type: 'percpu_array',
+    typeId: 6,
+    keySize: 4,
+    valueSize: 1664,
+    maxEntries: 1,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: U32,
+    value: AclScratchCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, AclScratch>,
+  tenet_acl_stats: {
+    name: 'tenet_acl_stats',
+    type: 'percpu_array',
+    typeId: 6,
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 16,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: U32,
+    value: CounterCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, Counter>,
   tenet_drop_ctrs: {
     name: 'tenet_drop_ctrs',
     type: 'percpu_array',
@@ -1161,7 +1911,7 @@ export const Objects = {
     programs: {
       tenet_port_ingress: { name: 'tenet_port_ingress', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -1171,7 +1921,7 @@ export const Objects = {
         default: 0,
       },
     },
-    rodataSize: 41,
+    rodataSize: 64,
   },
   tenet_tc: {
     file: 'tenet_tc.o',
@@ -1196,7 +1946,7 @@ export const Objects = {
     programs: {
       tenet_xdp_rx: { name: 'tenet_xdp_rx', section: 'xdp' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -1206,7 +1956,7 @@ export const Objects = {
         default: 0,
       },
     },
-    rodataSize: 40,
+    rodataSize: 60,
   },
 } as const satisfies Record<string, ObjectDescriptor>;
 export type ObjectName = keyof typeof Objects;

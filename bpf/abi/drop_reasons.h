@@ -157,6 +157,18 @@ enum tenet_drop_reason {
 	TENET_DROP_NVGRE_ECN_CE_NOT_ECT = 54,
 	/* bpf_xdp_adjust_head() or adjust_tail() failed while decapsulating. */
 	TENET_DROP_DECAP_FAILED = 55,
+
+	/* Port ACLs (lib/acl.h), at either direction of a VM port */
+
+	/* The deciding ACL rule (or the stored verdict of the first fragment) denies the packet. */
+	TENET_DROP_ACL_DENY = 56,
+	/* A non-first fragment on a port with ACL rules and no stored verdict of its first. */
+	TENET_DROP_ACL_FRAGMENT = 57,
+	/*
+	 * The ACL cannot classify the packet: IPv6 extension headers beyond the walked number, an
+	 * L4 header cut off, or a rule set missing an entry (fail closed).
+	 */
+	TENET_DROP_ACL_UNCLASSIFIABLE = 58,
 	/* Append new reasons here, with the next number. Never renumber or reuse. */
 };
 

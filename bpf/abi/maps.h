@@ -77,4 +77,34 @@
 /* Per-CPU array, one slot: __u32 0 -> struct tenet_scratch. */
 #define TENET_MAP_SCRATCH tenet_scratch
 
+/* Port ACLs (abi/acl.h, lib/acl.h). */
+
+/* Hash: __u32 ifindex of a host-side VM port -> struct tenet_acl_port. */
+#define TENET_MAP_ACL_PORTS tenet_acl_ports
+/* LPM trie: struct tenet_acl_field_key -> struct tenet_acl_bits. */
+#define TENET_MAP_ACL_FIELDS tenet_acl_field
+/*
+ * Field entries on one host over all rule sets, the two of a flip included. Each is a 1.3 KiB
+ * bitmap, allocated only when written (LPM tries are never preallocated).
+ */
+#define TENET_ACL_FIELDS_MAX 65536
+/* Hash: struct tenet_acl_rule_key -> struct tenet_acl_rule. */
+#define TENET_MAP_ACL_RULES tenet_acl_rules
+/* Allow/deny rules on one host over all rule sets, the two of a flip included. */
+#define TENET_ACL_HOST_RULES_MAX 65536
+/* Per-CPU hash: struct tenet_acl_rule_key -> struct tenet_counter. */
+#define TENET_MAP_ACL_RULE_CTRS tenet_acl_rctrs
+/* LRU hash: struct tenet_acl_ct_key -> struct tenet_acl_ct. */
+#define TENET_MAP_ACL_CT tenet_acl_ct
+/* Default size; the agent sets it at load time from tenetd's acl.conntrackEntries. */
+#define TENET_ACL_CT_MAX 262144
+/* LRU hash: struct tenet_acl_frag_key -> struct tenet_acl_frag. */
+#define TENET_MAP_ACL_FRAGS tenet_acl_frags
+/* Fragmented datagrams in flight on one host. */
+#define TENET_ACL_FRAGS_MAX 16384
+/* Per-CPU array: __u32 enum tenet_acl_stat -> struct tenet_counter. */
+#define TENET_MAP_ACL_STATS tenet_acl_stats
+/* Per-CPU array, one slot: __u32 0 -> struct tenet_acl_scratch. */
+#define TENET_MAP_ACL_SCRATCH tenet_acl_scr
+
 #endif /* TENET_ABI_MAPS_H */

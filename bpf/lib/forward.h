@@ -27,6 +27,7 @@
 
 #include "abi/drop_reasons.h"
 #include "abi/policy.h"
+#include "lib/acl.h"
 #include "lib/ctx.h"
 #include "lib/eth.h"
 #include "lib/gen.h"
@@ -119,6 +120,10 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 	}
 	if (rec->flags & TENET_RECORD_GATEWAY)
 		return -TENET_DROP_DST_IS_GATEWAY;
+	/* Outbound ACL of the source port, once the remote end's subnet is known (lib/acl.h). */
+	ret = tenet_acl(ctx, l3->off, l3->family, ctx->ifindex, TENET_ACL_OUT, vsid);
+	if (ret < 0)
+		return ret;
 
 	ret = tenet_mtu_check(ctx, pkt, l3, port, vsub);
 	if (ret)
@@ -128,8 +133,13 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 		if (ret < 0)
 			return ret;
 	}
-	if (rec->flags & TENET_RECORD_LOCAL)
+	if (rec->flags & TENET_RECORD_LOCAL) {
+		/* Inbound ACL of the destination port (the sender is in the port's subnet). */
+		ret = tenet_acl(ctx, l3->off, l3->family, rec->ifindex, TENET_ACL_IN, port->vsid);
+		if (ret < 0)
+			return ret;
 		return tenet_redirect(rec->ifindex);
+	}
 	return tenet_nvgre_encap(ctx, pkt, l3, gen, port, rec, vsid);
 }
 

@@ -37,6 +37,7 @@
 #include "abi/counters.h"
 #include "abi/drop_reasons.h"
 #include "abi/policy.h"
+#include "lib/acl.h"
 #include "lib/counters.h"
 #include "lib/csum.h"
 #include "lib/ctx.h"
@@ -169,7 +170,8 @@ static __always_inline int tenet_nvgre_encap(struct tenet_ctx *ctx, const struct
  * behind a virtual appliance arrives from the appliance's host). NULL if there is none.
  */
 static __always_inline const struct tenet_lookup_record *
-tenet_nvgre_routed_src(__u32 gen, const struct tenet_vsubnet *vsub, const struct tenet_l3 *in)
+tenet_nvgre_routed_src(__u32 gen, const struct tenet_vsubnet *vsub, const struct tenet_l3 *in,
+		       __u32 *src_vsid)
 {
 	const struct tenet_vsubnet *svsub;
 	const struct tenet_route *rt;
@@ -180,6 +182,7 @@ tenet_nvgre_routed_src(__u32 gen, const struct tenet_vsubnet *vsub, const struct
 	svsub = tenet_vsubnet_get(gen, rt->vsid);
 	if (!svsub || svsub->rdid != vsub->rdid)
 		return NULL;
+	*src_vsid = rt->vsid;
 	if (rt->flags & TENET_ROUTE_GATEWAY)
 		return tenet_record_get(gen, rt->vsid, in->family, rt->nexthop);
 	return tenet_record_get(gen, rt->vsid, in->family, in->saddr);
@@ -207,9 +210,9 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 	struct ethhdr *ieth;
 	struct iphdr *iph;
 	struct tenet_l3 in;
-	__u32 gre_off, inner_off, ip_end, avail, vsid, frame_len, tail;
+	__u32 gre_off, inner_off, ip_end, avail, vsid, src_vsid, frame_len, tail;
 	__u8 *ecn_byte;
-	int ecn, old_ecn;
+	int ecn, old_ecn, ret;
 
 	if (pkt->l3_proto != ETH_P_IP || pkt->vlan_depth || pkt->l4_proto != IPPROTO_GRE)
 		return 0;
@@ -286,14 +289,21 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 		return -TENET_DROP_NVGRE_INNER_MALFORMED;
 	}
 
+	src_vsid = vsid;
 	src = tenet_record_get(gen, vsid, in.family, in.saddr);
 	if (!src)
-		src = tenet_nvgre_routed_src(gen, vsub, &in);
+		src = tenet_nvgre_routed_src(gen, vsub, &in, &src_vsid);
 	if (!src || src->pa != iph->saddr)
 		return -TENET_DROP_NVGRE_FOREIGN_PA;
 	dst = tenet_record_get(gen, vsid, in.family, in.daddr);
 	if (!dst || !(dst->flags & TENET_RECORD_LOCAL))
 		return -TENET_DROP_NVGRE_DST_NOT_LOCAL;
+
+	/* Inbound ACL of the destination port, on the inner packet before it moves (lib/acl.h). */
+	ret = tenet_acl(ctx, inner_off + sizeof(*ieth), in.family, dst->ifindex, TENET_ACL_IN,
+			src_vsid);
+	if (ret < 0)
+		return ret;
 
 	old_ecn = in.tos & TENET_ECN_MASK;
 	ecn = tenet_ecn_decap(iph->tos & TENET_ECN_MASK, old_ecn);
