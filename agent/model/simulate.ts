@@ -9,6 +9,7 @@ import { DropReason, type DropReasonName } from '../abi/generated.js';
 import type { Port, Vsubnet, LookupRecord } from '../abi/generated.js';
 import { bytesToIpv4, bytesToIpv6, bytesToMac } from '../packet/addr.js';
 import { packet } from '../packet/builder.js';
+import { aclStage, type AclSimContext } from './acl.js';
 import { csumReplace2 } from './checksum.js';
 import { flowId } from './flow-hash.js';
 import { caKeyId, pick, type DatapathTables } from './tables.js';
@@ -234,6 +235,9 @@ const paBytes = (pa: number): Buffer => {
 class Lookups {
   private readonly records = new Map<string, DatapathTables['records'][number]['entry']>();
 
+  /** Port ACL state (agent/model/acl.ts); absent: no port has an ACL. */
+  acl?: AclSimContext;
+
   constructor(
     readonly t: DatapathTables,
     readonly gen: number,
@@ -315,10 +319,12 @@ export function simulate(
   generation: number,
   frame: Uint8Array,
   hook: Hook,
+  acl?: AclSimContext,
 ): SimResult {
   const f = Buffer.from(frame);
   const counters: CounterDeltas = { ports: [], vsids: [], drops: [] };
   const lk = new Lookups(tables, generation & 1);
+  lk.acl = acl;
   counters.ports.push({ ifindex: hook.ifindex, direction: 'rx', packets: 1, bytes: f.length });
   let done: Done;
   try {
@@ -535,6 +541,8 @@ function ipFromVm(
     if (!macEq(f.subarray(0, 6), rec.mac)) return drop('dst_mac_mismatch');
   }
   if (rec.flags & RECORD_GATEWAY) return drop('dst_is_gateway');
+  const aclOut = aclStage(lk.acl, 'outbound', f, l3.off, l3.family, ifindex, vsid);
+  if (aclOut) return drop(aclOut);
 
   if (port.mtu && l3.len > port.mtu) {
     if (l3.family === AF_IPV4) {
@@ -558,7 +566,11 @@ function ipFromVm(
       out[l3.off + 7] = l3.ttl - 1;
     }
   }
-  if (rec.flags & RECORD_LOCAL) return redirect(rec.ifindex, out);
+  if (rec.flags & RECORD_LOCAL) {
+    const aclIn = aclStage(lk.acl, 'inbound', out, l3.off, l3.family, rec.ifindex, port.vsid);
+    if (aclIn) return drop(aclIn);
+    return redirect(rec.ifindex, out);
+  }
 
   const lpa = lk.localPa(port.pa);
   if (!lpa) return drop('encap_no_local_pa');
@@ -644,6 +656,11 @@ function xdp(f: Buffer, lk: Lookups, counters: CounterDeltas): Done {
   if (!srec || srec.pa >>> 0 !== saddr) return drop('nvgre_foreign_pa');
   const drec = lk.record(vsid, family, dst);
   if (!drec || !(drec.flags & RECORD_LOCAL)) return drop('nvgre_dst_not_local');
+  const srcVsid = lk.record(vsid, family, src)
+    ? vsid
+    : (lk.route(vsub.rdid, family, src)?.vsid ?? 0);
+  const aclIn = aclStage(lk.acl, 'inbound', f, innerOff + 14, family, drec.ifindex, srcVsid);
+  if (aclIn) return drop(aclIn);
 
   const outerEcn = (f[o + 1] as number) & 3;
   const innerEcn = tos & 3;
