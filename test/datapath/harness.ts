@@ -19,7 +19,13 @@ import {
   type MapName,
 } from '../../agent/abi/generated.js';
 import { U32 } from '../../agent/abi/codec.js';
-import { BpfMap, PerCpuTypedMap, TypedMap, sumPerCpu } from '../../agent/bpf/index.js';
+import {
+  BpfMap,
+  PerCpuTypedMap,
+  TypedMap,
+  sumPerCpu,
+  type BpfProgram,
+} from '../../agent/bpf/index.js';
 import type { CounterDeltas, Verdict } from '../../agent/model/index.js';
 import type { DatapathTables } from '../../agent/model/index.js';
 import { useObjects } from '../helpers/datapath.js';
@@ -74,6 +80,8 @@ export interface Datapath {
   runPort(frame: Uint8Array, opts?: RunOptions): RunResult;
   /** XDP on the physical NIC (the loopback device). */
   runXdp(frame: Uint8Array): RunResult;
+  /** New handles on the two programs, for callers that test-run in bulk (close them after). */
+  programs(): { port: BpfProgram; xdp: BpfProgram };
 }
 
 function openMap(pinRoot: string, name: MapName): BpfMap {
@@ -210,6 +218,12 @@ export function useDatapath(): Datapath {
   return {
     get pinRoot() {
       return loaded.pinRoot;
+    },
+    programs() {
+      return {
+        port: loaded.get('tenet_port').program('tenet_port_ingress'),
+        xdp: loaded.get('tenet_xdp').program('tenet_xdp_rx'),
+      };
     },
     install(tables, generation) {
       for (const name of POLICY_MAPS) clear(raw.get(name) as BpfMap);
