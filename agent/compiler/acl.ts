@@ -13,7 +13,8 @@
 //
 // Meter rules are not classified here (metering compiles them); they never change a verdict.
 
-import type { AclRule, PortAcl } from '../policy/model.js';
+import type { AclRule, PolicyDocument, PortAcl } from '../policy/model.js';
+import { CompileError } from './compile.js';
 import { macBytes, prefixOf } from '../policy/addr.js';
 
 /** Rules per port and direction (TENET_ACL_RULES_MAX). */
@@ -95,9 +96,9 @@ export class AclCompileError extends Error {
   override readonly name = 'AclCompileError';
   constructor(
     readonly path: string,
-    message: string,
+    readonly detail: string,
   ) {
-    super(`${path}: ${message}`);
+    super(`${path}: ${detail}`);
   }
 }
 
@@ -346,4 +347,29 @@ export function bitsValueBytes(bits: Uint32Array): Buffer {
     }
   }
   return v;
+}
+
+/**
+ * compileAcls for one host of a policy: its ports' interfaces give the ifindexes. Over-capacity
+ * rule sets become a CompileError (the policy is rejected for this host, nothing applied).
+ */
+export function compileHostAcls(
+  policy: PolicyDocument,
+  hostName: string,
+  interfaces: ReadonlyMap<string, { readonly ifindex: number }>,
+): CompiledPortAcl[] {
+  const ifindex = new Map<string, number>();
+  for (const p of policy.ports) {
+    if (p.host !== hostName) continue;
+    const i = interfaces.get(p.interface);
+    if (i !== undefined) ifindex.set(p.name, i.ifindex);
+  }
+  try {
+    return compileAcls(policy.portAcls, (name) => ifindex.get(name));
+  } catch (e) {
+    if (e instanceof AclCompileError) {
+      throw new CompileError(hostName, [{ path: e.path, message: e.detail }]);
+    }
+    throw e;
+  }
 }

@@ -45,11 +45,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Maps, TENET_ABI_VERSION, TENET_PIN_ROOT } from '../abi/generated.js';
 import { BpfMap, type BpfProgram, type XdpMode } from '../bpf/index.js';
+import { compileHostAcls, type CompiledPortAcl } from '../compiler/acl.js';
 import { compile, type CompiledTables } from '../compiler/index.js';
 import { RecordFlags } from '../compiler/tables.js';
 import { datapathKnobs, loadObject, type ObjectName } from '../datapath/objects.js';
 import { ipOf, networkOf, numberToIpv4, prefixContains } from '../policy/index.js';
 import type { Policy } from '../policy/index.js';
+import { AclTables } from '../reconciler/acl.js';
 import { BpfPolicyTables, type TableOps } from '../reconciler/bpf-tables.js';
 import {
   planTransaction,
@@ -208,6 +210,8 @@ export class HostAgent {
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private policyApplied = false;
+  /** Port ACL maps (agent/reconciler/acl.ts), opened on the first apply. */
+  private acl: AclTables | undefined;
   /** Counters of the old datapath already added to the new maps (a retried cutover). */
   private migrationBase: Map<string, Map<string, Buffer>> | undefined;
 
@@ -410,8 +414,10 @@ export class HostAgent {
     const started = Date.now();
     const interfaces = await readHostInterfaces(this.runner);
     let compiled: CompiledTables;
+    let acls: CompiledPortAcl[];
     try {
       compiled = compile(policy, this.hostName, interfaces);
+      acls = compileHostAcls(policy, this.hostName, interfaces);
     } catch (e) {
       this.log.warn({ host: this.hostName, ...errFields(e) }, 'policy rejected for this host');
       throw e;
@@ -434,6 +440,8 @@ export class HostAgent {
 
     if (this.migration !== undefined) await this.migrate(this.migration, compiled);
 
+    // Port ACLs before the programs attach to new ports, so no port runs without its ACL.
+    (this.acl ??= new AclTables(this.pinRoot)).apply(acls);
     const links = this.links.ensure(desired);
     let result: ApplyResult | undefined;
     let settleError: SettleError | undefined;
@@ -660,6 +668,7 @@ export class HostAgent {
     await this.queue.catch(() => undefined);
     await this.underlay.close();
     this.tables.close();
+    this.acl?.close();
     for (const p of this.programs.values()) p.close();
     this.log.info({ host: this.hostName }, 'host agent stopped; datapath left running');
   }

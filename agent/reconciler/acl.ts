@@ -32,7 +32,38 @@ const MAPS = {
   fields: 'tenet_acl_field',
   rules: 'tenet_acl_rules',
   counters: 'tenet_acl_rctrs',
+  ct: 'tenet_acl_ct',
+  stats: 'tenet_acl_stats',
 } as const;
+
+/** Slots of struct tenet_acl_stats (enum tenet_acl_stat). */
+export const ACL_STAT_NAMES = [
+  'no_match',
+  'ct_insert',
+  'ct_reply',
+  'ct_related',
+  'ct_expired',
+  'ct_miss',
+  'frag_stored',
+  'frag_hit',
+  'frag_miss',
+] as const;
+
+/** What the metrics read at scrape time (agent/metrics/acl.ts). */
+export interface AclSnapshot {
+  readonly rules: ReadonlyArray<{
+    port: string;
+    direction: string;
+    rule: string;
+    packets: bigint;
+    bytes: bigint;
+  }>;
+  readonly conntrack: { entries: number; capacity: number };
+  readonly stats: Readonly<Record<(typeof ACL_STAT_NAMES)[number], bigint>>;
+}
+
+/** The AclTables of this process (tenetd has one per host agent), for the metrics. */
+export const liveAclTables = new Set<AclTables>();
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -98,6 +129,42 @@ export class AclTables {
       innerMap: this.barrierInner,
       name: 'tenet_aclbar',
     });
+    liveAclTables.add(this);
+  }
+
+  /**
+   * Per-rule counters of the rule sets this agent wrote, conntrack fill level and the ACL
+   * statistics, summed over CPUs. Rule counters restart with each new rule set of a port.
+   */
+  snapshot(): AclSnapshot {
+    const sum = (v: Buffer, off: number): bigint => {
+      let n = 0n;
+      for (let c = 0; c < this.cpus; c++) n += v.readBigUInt64LE(c * 16 + off);
+      return n;
+    };
+    const rules: Array<AclSnapshot['rules'][number]> = [];
+    for (const [rsid, rs] of this.names) {
+      rs.names.forEach((rule, rank) => {
+        const v = this.maps.counters.lookup(ruleKey(rsid, rank));
+        if (v)
+          rules.push({
+            port: rs.port,
+            direction: rs.direction,
+            rule,
+            packets: sum(v, 0),
+            bytes: sum(v, 8),
+          });
+      });
+    }
+    let entries = 0;
+    for (let k = this.maps.ct.nextKey(null); k !== null; k = this.maps.ct.nextKey(k)) entries++;
+    const stats = Object.fromEntries(
+      ACL_STAT_NAMES.map((name, slot) => {
+        const v = this.maps.stats.lookup(u32(slot));
+        return [name, v ? sum(v, 0) : 0n];
+      }),
+    ) as Record<(typeof ACL_STAT_NAMES)[number], bigint>;
+    return { rules, conntrack: { entries, capacity: this.maps.ct.maxEntries }, stats };
   }
 
   /** Installed rule set ids per port ifindex: [inbound, outbound], 0 = none. */
@@ -247,6 +314,7 @@ export class AclTables {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    liveAclTables.delete(this);
     for (const m of Object.values(this.maps)) m.close();
     this.barrierOuter.close();
     this.barrierInner.close();
