@@ -22,6 +22,7 @@ import {
 } from '../compiler/index.js';
 import { TABLES, type TableName } from '../compiler/tables.js';
 import { simulate, type DatapathTables, type Hook, type SimResult } from '../model/index.js';
+import { aclSimContext } from '../model/acl.js';
 import {
   describePacket,
   ipv6MulticastMac,
@@ -548,7 +549,9 @@ export async function simulateRequest(
     ingress.kind === 'port'
       ? { kind: 'port-ingress', ifindex: ingressFacts.ifindex }
       : { kind: 'phys-xdp', ifindex: ingressFacts.ifindex };
-  const r = simulate(tables, SIM_GENERATION, frame, hook);
+  // Port ACLs as for a packet of a new flow (agent/model/acl.ts).
+  const acl = aclSimContext(policy, hostName, (n) => factsOf(input.facts, n)?.ifindex);
+  const r = simulate(tables, SIM_GENERATION, frame, hook, acl);
   return response(r, { store, hostName, policy, input, ingress, hook, frame });
 }
 

@@ -18,7 +18,7 @@
 // Remote MAC: the destination MAC of what the VM sends, the source MAC of what it receives.
 
 import { prefixOf } from '../policy/addr.js';
-import type { AclRule } from '../policy/model.js';
+import type { AclRule, PolicyDocument } from '../policy/model.js';
 
 export type AclDir = 'inbound' | 'outbound';
 
@@ -447,4 +447,24 @@ export function aclStage(
   });
   if (port) ctx.decisions?.push({ port: port.name, direction: dir, result });
   return result.verdict === 'drop' ? result.reason : undefined;
+}
+
+/**
+ * The ACL state for simulating a packet on hostName under policy: the host's port ACLs and
+ * empty connection tracking and fragment state (the simulation answers for a packet of a new
+ * flow; a reply of a tracked flow would be admitted). ifindexOf: a host interface's index.
+ */
+export function aclSimContext(
+  policy: PolicyDocument,
+  hostName: string,
+  ifindexOf: (ifname: string) => number | undefined,
+): AclSimContext {
+  const ports = new Map<number, AclPortModel>();
+  const byName = new Map(policy.ports.filter((p) => p.host === hostName).map((p) => [p.name, p]));
+  for (const acl of policy.portAcls) {
+    const port = byName.get(acl.port);
+    const ifindex = port === undefined ? undefined : ifindexOf(port.interface);
+    if (ifindex !== undefined) ports.set(ifindex, { name: acl.port, ifindex, rules: acl.rules });
+  }
+  return { model: new AclModel(), ports, nowNs: 0n, decisions: [] };
 }
