@@ -106,6 +106,11 @@ export declare class BpfObject {
    * 'ENOENT', an ordinary map 'EINVAL'; bytes beyond the map's size: TypeError.
    */
   writeInitialValue(map: string, offset: number, data: Uint8Array): void;
+  /**
+   * bpf_map__set_max_entries before load (EBUSY after): a load-time map size. A pinned map of
+   * another size is not reused (libbpf's compatibility check), so size changes need a new pin.
+   */
+  setMapMaxEntries(map: string, maxEntries: number): void;
   /** Frees the object (idempotent). Maps/programs handed out stay open. */
   close(): void;
   readonly loaded: boolean;

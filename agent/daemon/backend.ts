@@ -62,6 +62,7 @@ export interface HostAgentModule {
       netns?: string;
       logger?: BackendLogger;
       dropEvents?: boolean;
+      aclConntrackEntries?: number;
     }): Promise<HostAgentLike>;
   };
 }
@@ -113,6 +114,7 @@ export class HostBackend implements PolicyBackend {
       ...(this.config.datapath.netns === undefined ? {} : { netns: this.config.datapath.netns }),
       logger: this.log,
       dropEvents: this.config.datapath.dropEvents,
+      aclConntrackEntries: this.config.datapath.aclConntrackEntries,
     });
     if (this.config.datapath.dropEvents) this.events = await import('../datapath/events.js');
     return { installed: await this.agent.hasInstalledPolicy() };

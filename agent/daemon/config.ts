@@ -18,6 +18,8 @@
 //     netns: /run/netns/NAME            # host backend: manage another network namespace
 //     dropEvents: false                 # host backend: load the programs with drop events on
 //                                       # (tenet_cfg_drop_events), for Watch's datapath events
+//     aclConntrackEntries: 262144       # host backend: size of the ACL connection tracking LRU
+//                                       # when created (a pinned table keeps its size)
 //     interfaces: { eth0: { ifindex: 2, mac: '02:00:00:00:00:01', mtu: 1500 } }  # memory only
 //     underlay: { 198.18.0.2: '02:00:00:00:00:02' }  # memory only: next-hop MAC per remote PA
 
@@ -97,6 +99,7 @@ export const configSchema = z.strictObject({
       backend: z.enum(['host', 'memory']).default('host'),
       netns: absPath.optional(),
       dropEvents: z.boolean().default(false),
+      aclConntrackEntries: z.number().int().min(1024).max(16777216).default(262144),
       interfaces: z.record(z.string(), interfaceFacts).default({}),
       underlay: z
         .record(
@@ -111,7 +114,13 @@ export const configSchema = z.strictObject({
         })
         .default({}),
     })
-    .default({ backend: 'host', dropEvents: false, interfaces: {}, underlay: {} }),
+    .default({
+      backend: 'host',
+      dropEvents: false,
+      aclConntrackEntries: 262144,
+      interfaces: {},
+      underlay: {},
+    }),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Objects } from '../abi/generated.js';
-import { BpfObject, setKnobs, type KnobValue } from '../bpf/index.js';
+import { BpfMap, BpfObject, setKnobs, type KnobValue } from '../bpf/index.js';
 
 export type ObjectName = keyof typeof Objects;
 
@@ -26,6 +26,12 @@ export interface LoadObjectOptions {
   readonly knobs?: Readonly<Partial<Record<KnobName, KnobValue>>>;
   /** Directory of the objects (default bpfBuildDir()). */
   readonly dir?: string;
+  /**
+   * Load-time map sizes (max_entries) by map name, for maps the object has. A map already
+   * pinned under pinRoot keeps its size (it is reused as it is, with its contents); a new size
+   * takes effect when the map is created.
+   */
+  readonly mapSizes?: Readonly<Record<string, number>>;
 }
 
 /** The datapath's knobs from the agent's settings. */
@@ -57,6 +63,15 @@ export function objectPath(name: ObjectName, dir: string = bpfBuildDir()): strin
   return join(dir, Objects[name].file);
 }
 
+function pinnedSize(path: string): number {
+  const m = BpfMap.openPinned(path);
+  try {
+    return m.maxEntries;
+  } finally {
+    m.close();
+  }
+}
+
 /** Opens and loads one product object with its maps pinned (or reused) under pinRoot. */
 export async function loadObject(
   name: ObjectName,
@@ -73,6 +88,12 @@ export async function loadObject(
         ) as [string, KnobValue][],
       );
       setKnobs(obj, layout, values);
+    }
+    const maps = obj.mapNames();
+    for (const [map, size] of Object.entries(opts.mapSizes ?? {})) {
+      if (!maps.includes(map)) continue;
+      const pinned = join(pinRoot, map);
+      obj.setMapMaxEntries(map, existsSync(pinned) ? pinnedSize(pinned) : size);
     }
     await obj.load();
   } catch (e) {

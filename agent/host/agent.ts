@@ -116,6 +116,8 @@ export interface HostAgentOptions {
    * the programs' .rodata, not only their tags).
    */
   dropEvents?: boolean;
+  /** Size of the ACL connection tracking table (tenet_acl_ct) when it is created; 262,144. */
+  aclConntrackEntries?: number;
   /**
    * The ABI version this agent speaks (default TENET_ABI_VERSION). Tests only: with `bpfDir`
    * pointing at objects built with -DTENET_ABI_VERSION_OVERRIDE=<n> it stands in for another
@@ -279,6 +281,7 @@ export class HostAgent {
       for (const name of objectNames) {
         const obj = await loadObject(name, pinRoot, {
           knobs: datapathKnobs({ dropEvents: opts.dropEvents === true }),
+          mapSizes: { tenet_acl_ct: opts.aclConntrackEntries ?? 262144 },
           ...(opts.bpfDir === undefined ? {} : { dir: opts.bpfDir }),
         });
         try {

@@ -137,6 +137,8 @@ Napi::Function BpfObject::Define(Napi::Env env)
 				   InstanceMethod<&BpfObject::InitialValue>("initialValue"),
 				   InstanceMethod<&BpfObject::WriteInitialValue>(
 					   "writeInitialValue"),
+				   InstanceMethod<&BpfObject::SetMapMaxEntries>(
+					   "setMapMaxEntries"),
 				   InstanceMethod<&BpfObject::Close>("close"),
 				   InstanceAccessor<&BpfObject::GetLoaded>("loaded"),
 				   InstanceAccessor<&BpfObject::GetClosed>("closed"),
@@ -393,6 +395,27 @@ Napi::Value BpfObject::WriteInitialValue(const Napi::CallbackInfo &info)
 	int err = bpf_map__set_initial_value(map, next.data(), next.size());
 	if (err < 0)
 		ThrowBpfError(env, "bpf_map__set_initial_value", -err, {name, {}, {}, {}});
+	return env.Undefined();
+}
+
+Napi::Value BpfObject::SetMapMaxEntries(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	const char *fn = "BpfObject.setMapMaxEntries";
+	bpf_object *obj = ObjOrThrow(env, fn);
+	std::string name = GetString(env, info[0], std::string(fn) + ": map");
+	uint32_t n = GetU32(env, info[1], std::string(fn) + ": maxEntries");
+	if (loadAttempted_)
+		ThrowBpfError(env, fn, EBUSY,
+			      {"the object was loaded: map sizes are set before load()", {}, {}, {}});
+	bpf_map *map = bpf_object__find_map_by_name(obj, name.c_str());
+	if (!map)
+		ThrowBpfError(env, fn, ENOENT, {name, {}, {}, {}});
+	if (n == 0)
+		ThrowTypeError(env, std::string(fn) + ": maxEntries must be > 0");
+	int err = bpf_map__set_max_entries(map, n);
+	if (err < 0)
+		ThrowBpfError(env, "bpf_map__set_max_entries", -err, {name, {}, {}, {}});
 	return env.Undefined();
 }
 
