@@ -78,16 +78,31 @@ function ruleKey(rsid: number, rank: number): Buffer {
   return b;
 }
 
+/**
+ * Content of a rule set in one canonical text per line (rules by rank, then field entries by
+ * key), hashed: the same for a compiled direction and for what the maps hold under a rule set id,
+ * so a restarted agent recognises the rule sets it wrote and keeps them (and their counters).
+ * Rule names are not in the maps and not in the hash.
+ */
+function canonicalHash(rules: string[], fields: string[]): string {
+  const h = createHash('sha256');
+  for (const r of rules) h.update(`${r};`);
+  for (const f of [...fields].sort()) h.update(`${f};`);
+  return h.digest('hex');
+}
+
+const ruleLine = (rank: number, action: number, flags: number, idle: number): string =>
+  `${rank}|${action}|${flags}|${idle}`;
+
 function directionHash(d: CompiledAclDirection | null): string {
   if (!d) return '-';
-  const h = createHash('sha256');
-  for (const r of d.rules) h.update(`${r.name}|${r.action}|${r.stateful}|${r.idleTimeoutS};`);
-  for (const f of d.fields) {
-    h.update(Buffer.from([f.field, f.length]));
-    h.update(f.data);
-    h.update(Buffer.from(f.bits.buffer, f.bits.byteOffset, f.bits.byteLength));
-  }
-  return h.digest('hex');
+  return canonicalHash(
+    d.rules.map((r) => ruleLine(r.rank, r.action, r.stateful ? 1 : 0, r.idleTimeoutS)),
+    d.fields.map((f) => {
+      const k = fieldKeyBytes(0, f);
+      return `${k.subarray(0, 4).toString('hex')}${k.subarray(8).toString('hex')}=${bitsValueBytes(f.bits).toString('hex')}`;
+    }),
+  );
 }
 
 /** The rule names of an installed rule set, by rank, for metrics (rsid -> names). */
@@ -99,7 +114,10 @@ export class AclTables {
   private readonly barrierOuter: BpfMap;
   private readonly cpus = numPossibleCpus();
   /** What this agent wrote per ifindex: hashes per direction. */
-  private readonly written = new Map<number, { inbound: string; outbound: string }>();
+  private readonly written = new Map<
+    number,
+    { inbound: string; outbound: string; rsids: readonly [number, number] }
+  >();
   private readonly names = new Map<number, { port: string; direction: string; names: string[] }>();
   private closed = false;
 
@@ -175,6 +193,37 @@ export class AclTables {
       const v = this.maps.ports.lookup(k);
       if (v) out.set(k.readUInt32LE(0), [v.readUInt32LE(0), v.readUInt32LE(4)]);
       k = this.maps.ports.nextKey(k);
+    }
+    return out;
+  }
+
+  /** Content hashes of installed rule sets (one pass over the rule and field maps). */
+  private installedHashes(rsids: ReadonlySet<number>): Map<number, string> {
+    const rules = new Map<number, Array<[number, string]>>();
+    const fields = new Map<number, string[]>();
+    for (const id of rsids) {
+      rules.set(id, []);
+      fields.set(id, []);
+    }
+    for (let k = this.maps.rules.nextKey(null); k !== null; k = this.maps.rules.nextKey(k)) {
+      const list = rules.get(k.readUInt32LE(0));
+      const v = list && this.maps.rules.lookup(k);
+      if (!list || !v) continue;
+      const rank = k.readUInt32LE(4);
+      list.push([rank, ruleLine(rank, v.readUInt8(0), v.readUInt8(1), v.readUInt32LE(4))]);
+    }
+    for (let k = this.maps.fields.nextKey(null); k !== null; k = this.maps.fields.nextKey(k)) {
+      const list = fields.get(k.readUInt32LE(4));
+      const v = list && this.maps.fields.lookup(k);
+      if (!list || !v) continue;
+      list.push(
+        `${k.subarray(0, 4).toString('hex')}${k.subarray(8).toString('hex')}=${v.toString('hex')}`,
+      );
+    }
+    const out = new Map<number, string>();
+    for (const id of rsids) {
+      const rs = (rules.get(id) ?? []).sort((x, y) => x[0] - y[0]).map((x) => x[1]);
+      out.set(id, rs.length === 0 ? '-' : canonicalHash(rs, fields.get(id) ?? []));
     }
     return out;
   }
@@ -258,6 +307,16 @@ export class AclTables {
       inUse.add(a);
       inUse.add(b);
     }
+    // Rule sets this agent has not written (it restarted, or another writer changed them):
+    // recognised by content, then kept.
+    const mine = (ifindex: number, ids: readonly number[]): boolean => {
+      const w = this.written.get(ifindex);
+      return w !== undefined && w.rsids[0] === ids[0] && w.rsids[1] === ids[1];
+    };
+    const unknown = new Set<number>();
+    for (const [ifindex, ids] of installed)
+      if (!mine(ifindex, ids)) for (const id of ids) if (id) unknown.add(id);
+    const adopted = this.installedHashes(unknown);
     let changed = 0;
     let fieldWrites = 0;
     let ruleWrites = 0;
@@ -267,14 +326,28 @@ export class AclTables {
       wanted.add(p.ifindex);
       const hashes = { inbound: directionHash(p.inbound), outbound: directionHash(p.outbound) };
       const cur = installed.get(p.ifindex) ?? [0, 0];
-      const prev = this.written.get(p.ifindex);
+      const prev = mine(p.ifindex, cur)
+        ? (this.written.get(p.ifindex) as { inbound: string; outbound: string })
+        : {
+            inbound: cur[0] ? (adopted.get(cur[0]) ?? '?') : '-',
+            outbound: cur[1] ? (adopted.get(cur[1]) ?? '?') : '-',
+          };
       const next: [number, number] = [cur[0], cur[1]];
       let touched = false;
       (['inbound', 'outbound'] as const).forEach((dir, i) => {
         const d = p[dir];
-        const same =
-          prev !== undefined && prev[dir] === hashes[dir] && (cur[i] !== 0) === (d !== null);
-        if (same) return;
+        const same = prev[dir] === hashes[dir] && (cur[i] !== 0) === (d !== null);
+        if (same) {
+          // Unchanged rules; names may differ (a rename), and metrics label by name.
+          if (d !== null) {
+            this.names.set(cur[i] as number, {
+              port: p.port,
+              direction: dir,
+              names: d.rules.map((r) => r.name),
+            });
+          }
+          return;
+        }
         touched = true;
         if (cur[i] !== 0) old.add(cur[i] as number);
         if (d === null) {
@@ -287,7 +360,7 @@ export class AclTables {
         ruleWrites += w.rules;
         next[i] = rsid;
       });
-      this.written.set(p.ifindex, hashes);
+      this.written.set(p.ifindex, { ...hashes, rsids: [next[0], next[1]] });
       if (!touched) continue;
       changed++;
       const v = Buffer.alloc(16);

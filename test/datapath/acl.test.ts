@@ -10,6 +10,8 @@ import { simulate, type Hook } from '../../agent/model/index.js';
 import { packet } from '../../agent/packet/index.js';
 import type { AclRule } from '../../agent/policy/model.js';
 import { describePrivileged } from '../helpers/privilege.js';
+import { compileAcls } from '../../agent/compiler/acl.js';
+import { AclTables } from '../../agent/reconciler/acl.js';
 import { useAclDatapath, type AclPortSpec } from './acl-harness.js';
 import {
   BLUE2,
@@ -631,6 +633,40 @@ describePrivileged('port ACLs (lib/acl.h) through BPF_PROG_TEST_RUN', () => {
         .ruleNames()
         .has(before?.[1] as number),
     ).toBe(false);
+  });
+
+  it('a restarted agent keeps identical rule sets, their ids and their counters', () => {
+    acl.dp.install(baseTables(), 0);
+    const rules = [rule({ name: 'no-vm2', remotePrefix: `${VM2.ip4}/32` })];
+    acl.setAcls([vm1(...rules)]);
+    acl.dp.runPort(frame({}));
+    const ids = [...acl.tables().installed().entries()];
+    const hits =
+      acl
+        .tables()
+        .snapshot()
+        .rules.find((r) => r.rule === 'no-vm2')?.packets ?? 0n;
+    expect(hits).toBeGreaterThan(0n);
+    // A second writer on the same pins, as after a restart: nothing to write for the same rules.
+    const restarted = new AclTables(acl.dp.pinRoot);
+    try {
+      const compiled = compileAcls([{ port: 'vm1', rules }], () => PORT_IFINDEX);
+      const r = restarted.apply(compiled);
+      expect(r).toEqual({ changed: 0, fieldWrites: 0, ruleWrites: 0, deletes: 0 });
+      expect([...restarted.installed().entries()]).toEqual(ids);
+      const snap = restarted.snapshot().rules.find((x) => x.rule === 'no-vm2');
+      expect(snap?.packets).toBe(hits);
+      // A changed rule set is written anew.
+      const r2 = restarted.apply(
+        compileAcls(
+          [{ port: 'vm1', rules: [rule({ name: 'no-vm4', remotePrefix: `${VM4.ip4}/32` })] }],
+          () => PORT_IFINDEX,
+        ),
+      );
+      expect(r2.changed).toBe(1);
+    } finally {
+      restarted.close();
+    }
   });
 
   it("removing a port's ACL allows everything again", () => {
