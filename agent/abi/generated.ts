@@ -603,14 +603,14 @@ export interface AclPort {
   /** __u32[2] at 0 */
   rsid: number[];
   /** __u32 at 8 */
-  flags: number;
+  open_fields: number;
 }
 
 export const ACL_PORT_SIZE = 16;
 
 export const AclPortLayout = {
   rsid: { offset: 0, size: 8 },
-  flags: { offset: 8, size: 4 },
+  open_fields: { offset: 8, size: 4 },
   pad: { offset: 12, size: 4 },
 } as const satisfies Record<string, FieldLayout>;
 
@@ -619,13 +619,13 @@ export const AclPortCodec: StructCodec<AclPort> = defineStruct<AclPort>({
   size: 16,
   write(v, o, x) {
     putArray(v, o, 2, 4, x.rsid, 'tenet_acl_port.rsid', putU32);
-    putU32(v, o + 8, x.flags, 'tenet_acl_port.flags');
+    putU32(v, o + 8, x.open_fields, 'tenet_acl_port.open_fields');
     putZero(v, o + 12, 4);
   },
   read(v, o) {
     return {
       rsid: getArray(v, o, 2, 4, getU32),
-      flags: getU32(v, o + 8),
+      open_fields: getU32(v, o + 8),
     };
   },
 });
@@ -755,6 +755,8 @@ export interface AclScratch {
   icmp_err: number;
   /** __u8 at 1658 */
   dir: number;
+  /** __u16 at 1660 */
+  open_fields: number;
 }
 
 export const ACL_SCRATCH_SIZE = 1664;
@@ -788,7 +790,9 @@ export const AclScratchLayout = {
   frag_kind: { offset: 1656, size: 1 },
   icmp_err: { offset: 1657, size: 1 },
   dir: { offset: 1658, size: 1 },
-  pad: { offset: 1659, size: 5 },
+  pad1: { offset: 1659, size: 1 },
+  open_fields: { offset: 1660, size: 2 },
+  pad2: { offset: 1662, size: 2 },
 } as const satisfies Record<string, FieldLayout>;
 
 export const AclScratchCodec: StructCodec<AclScratch> = defineStruct<AclScratch>({
@@ -823,7 +827,9 @@ export const AclScratchCodec: StructCodec<AclScratch> = defineStruct<AclScratch>
     putU8(v, o + 1656, x.frag_kind, 'tenet_acl_scratch.frag_kind');
     putU8(v, o + 1657, x.icmp_err, 'tenet_acl_scratch.icmp_err');
     putU8(v, o + 1658, x.dir, 'tenet_acl_scratch.dir');
-    putZero(v, o + 1659, 5);
+    putZero(v, o + 1659, 1);
+    putU16(v, o + 1660, x.open_fields, 'tenet_acl_scratch.open_fields');
+    putZero(v, o + 1662, 2);
   },
   read(v, o) {
     return {
@@ -855,6 +861,7 @@ export const AclScratchCodec: StructCodec<AclScratch> = defineStruct<AclScratch>
       frag_kind: getU8(v, o + 1656),
       icmp_err: getU8(v, o + 1657),
       dir: getU8(v, o + 1658),
+      open_fields: getU16(v, o + 1660),
     };
   },
 });

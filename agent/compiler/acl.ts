@@ -82,6 +82,11 @@ export interface AclFieldEntry {
 export interface CompiledAclDirection {
   readonly rules: readonly AclRankedRule[];
   readonly fields: readonly AclFieldEntry[];
+  /**
+   * Bit f (enum tenet_acl_field): every rule leaves field f open, so the datapath skips its
+   * lookup (struct tenet_acl_port.open_fields).
+   */
+  readonly openFields: number;
 }
 
 export interface CompiledPortAcl {
@@ -280,8 +285,15 @@ export function compileDirection(
       `${ranked.length} ${dir} allow/deny rules exceed the limit of ${ACL_RULES_MAX} per port and direction`,
     );
   }
-  const fields = ALL_FIELDS.flatMap((f) => compileField(ranked, f));
-  return { rules: ranked, fields };
+  let openFields = 0;
+  const fields = ALL_FIELDS.flatMap((f) => {
+    const es = compileField(ranked, f);
+    const root = es[0] as AclFieldEntry;
+    const all = ranked.every((r) => ((root.bits[r.rank >>> 5] as number) >>> (r.rank & 31)) & 1);
+    if (es.length === 1 && all) openFields |= 1 << f;
+    return es;
+  });
+  return { rules: ranked, fields, openFields };
 }
 
 /**

@@ -366,6 +366,10 @@ export class AclTables {
       const v = Buffer.alloc(16);
       v.writeUInt32LE(next[0] >>> 0, 0);
       v.writeUInt32LE(next[1] >>> 0, 4);
+      v.writeUInt32LE(
+        ((p.inbound?.openFields ?? 0) | ((p.outbound?.openFields ?? 0) << 16)) >>> 0,
+        8,
+      );
       this.maps.ports.update(u32(p.ifindex), v); // the flip
     }
     for (const [ifindex, [a, b]] of installed) {

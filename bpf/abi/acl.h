@@ -60,7 +60,11 @@ enum tenet_acl_field {
 /* A port with ACL rules, keyed by the host-side port's ifindex (__u32). */
 struct tenet_acl_port {
 	__u32 rsid[2]; /* rule set per enum tenet_acl_dir; 0: no rules, everything allowed */
-	__u32 flags;   /* reserved, 0 */
+	/*
+	 * Bit (dir * 16 + field), enum tenet_acl_field: every rule of that direction leaves the
+	 * field open, so its bitmap admits all rules and the lookup is skipped. 0: look up all.
+	 */
+	__u32 open_fields;
 	__u32 pad;
 };
 _Static_assert(sizeof(struct tenet_acl_port) == 16, "struct tenet_acl_port is ABI: 16 bytes");
@@ -227,7 +231,9 @@ struct tenet_acl_scratch {
 	__u8 frag_kind; /* 0: not a fragment, 1: first, 2: later */
 	__u8 icmp_err;	/* emb is valid */
 	__u8 dir;	/* enum tenet_acl_dir */
-	__u8 pad[5];
+	__u8 pad1;
+	__u16 open_fields; /* this direction's half of tenet_acl_port.open_fields */
+	__u8 pad2[2];
 };
 _Static_assert(sizeof(struct tenet_acl_scratch) == 1664,
 	       "struct tenet_acl_scratch is ABI: 1664 bytes");

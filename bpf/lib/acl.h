@@ -234,6 +234,12 @@ tenet_acl_lookup(struct tenet_acl_field_key *fk, __u8 field, const void *data, _
 	return bpf_map_lookup_elem(&TENET_MAP_ACL_FIELDS, fk);
 }
 
+/* Every rule of the packet's direction leaves field open: no lookup needed. */
+static __always_inline int tenet_acl_open(const struct tenet_acl_scratch *s, __u32 field)
+{
+	return (s->open_fields >> field) & 1;
+}
+
 /* Lowest set bit of the candidate words in s->cand, cleared; the word index or -1 if none. */
 static __always_inline int tenet_acl_next_cand(struct tenet_acl_scratch *s)
 {
@@ -273,16 +279,23 @@ static __always_inline int tenet_acl_match_a(struct tenet_acl_scratch *s)
 			      v6 ? 128 : 32);
 	if (!b0)
 		return -TENET_DROP_ACL_UNCLASSIFIABLE;
-	b1 = tenet_acl_lookup(fk, v6 ? TENET_ACL_F_LOCAL6 : TENET_ACL_F_LOCAL4, s->flow.laddr,
-			      v6 ? 128 : 32);
-	if (!b1)
-		return -TENET_DROP_ACL_UNCLASSIFIABLE;
+	/* A field every rule leaves open admits all: b0 stands in for it (AND is idempotent). */
+	b1 = b0;
+	if (!tenet_acl_open(s, v6 ? TENET_ACL_F_LOCAL6 : TENET_ACL_F_LOCAL4)) {
+		b1 = tenet_acl_lookup(fk, v6 ? TENET_ACL_F_LOCAL6 : TENET_ACL_F_LOCAL4,
+				      s->flow.laddr, v6 ? 128 : 32);
+		if (!b1)
+			return -TENET_DROP_ACL_UNCLASSIFIABLE;
+	}
 	/* protocol and port, 24 bits: the 4-byte copy's last byte is masked by the prefix. */
 	s->l4[0] = s->flow.proto;
 	__builtin_memcpy(&s->l4[1], &s->sport, 2);
-	b2 = tenet_acl_lookup(fk, TENET_ACL_F_PROTO_LPORT, s->l4, 24);
-	if (!b2)
-		return -TENET_DROP_ACL_UNCLASSIFIABLE;
+	b2 = b0;
+	if (!tenet_acl_open(s, TENET_ACL_F_PROTO_LPORT)) {
+		b2 = tenet_acl_lookup(fk, TENET_ACL_F_PROTO_LPORT, s->l4, 24);
+		if (!b2)
+			return -TENET_DROP_ACL_UNCLASSIFIABLE;
+	}
 	for (k = 0; k < TENET_ACL_SUMMARY_WORDS; k++) {
 		s->sum[k] = b0->summary[k] & b1->summary[k] & b2->summary[k];
 		s->cand[k] = s->sum[k];
@@ -321,14 +334,20 @@ static __always_inline int tenet_acl_match_b(struct tenet_acl_scratch *s)
 	b3 = tenet_acl_lookup(fk, TENET_ACL_F_PROTO_RPORT, s->l4, 24);
 	if (!b3)
 		return -TENET_DROP_ACL_UNCLASSIFIABLE;
-	b4 = tenet_acl_lookup(fk, TENET_ACL_F_RMAC, s->rmac, 48);
-	if (!b4)
-		return -TENET_DROP_ACL_UNCLASSIFIABLE;
-	k = bpf_htonl(s->remote_vsid);
-	__builtin_memcpy(s->l4, &k, 4);
-	b5 = tenet_acl_lookup(fk, TENET_ACL_F_VSID, s->l4, 32);
-	if (!b5)
-		return -TENET_DROP_ACL_UNCLASSIFIABLE;
+	b4 = b3;
+	if (!tenet_acl_open(s, TENET_ACL_F_RMAC)) {
+		b4 = tenet_acl_lookup(fk, TENET_ACL_F_RMAC, s->rmac, 48);
+		if (!b4)
+			return -TENET_DROP_ACL_UNCLASSIFIABLE;
+	}
+	b5 = b3;
+	if (!tenet_acl_open(s, TENET_ACL_F_VSID)) {
+		k = bpf_htonl(s->remote_vsid);
+		__builtin_memcpy(s->l4, &k, 4);
+		b5 = tenet_acl_lookup(fk, TENET_ACL_F_VSID, s->l4, 32);
+		if (!b5)
+			return -TENET_DROP_ACL_UNCLASSIFIABLE;
+	}
 	for (k = 0; k < TENET_ACL_SUMMARY_WORDS; k++)
 		s->cand[k] = s->sum[k] & b3->summary[k] & b4->summary[k] & b5->summary[k];
 	for (i = 0; i < TENET_ACL_WORDS; i++) {
@@ -584,6 +603,7 @@ __noinline int tenet_acl_prep(__u32 ifindex, __u32 dir, __u32 remote_vsid, __u32
 	s->remote_vsid = remote_vsid;
 	s->len = len;
 	s->dir = dir & 1;
+	s->open_fields = ap->open_fields >> (dir == TENET_ACL_OUT ? 16 : 0);
 	s->flow.ifindex = ifindex;
 	s->emb.ifindex = ifindex;
 	s->frag.ifindex = ifindex;
