@@ -133,6 +133,19 @@ describe('field bitmaps', () => {
   });
 });
 
+describe('open fields', () => {
+  it('marks the fields no rule constrains, so the datapath skips their lookups', () => {
+    const d = compileDirection(
+      [r('a', { remotePrefix: '198.18.10.0/24', protocol: 6 }), r('b', { action: 'allow' })],
+      'outbound',
+    );
+    const open = [1, 2, 3, 4, 5, 6, 7, 8].filter((f) => ((d?.openFields ?? 0) >> f) & 1);
+    // remote4 (a names it) and proto+local port (a names tcp) are not open; remote6 is not
+    // open either: rule a can never match IPv6, so its /0 entry does not hold every rule.
+    expect(open).toEqual([3, 4, 6, 7, 8]);
+  });
+});
+
 describe('port ranges', () => {
   it('become the minimal aligned prefixes', () => {
     expect(portRangePrefixes(80, 80)).toEqual([{ value: 80, length: 16 }]);
