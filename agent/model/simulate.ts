@@ -11,6 +11,7 @@ import { bytesToIpv4, bytesToIpv6, bytesToMac } from '../packet/addr.js';
 import { packet } from '../packet/builder.js';
 import { csumReplace2 } from './checksum.js';
 import { flowId } from './flow-hash.js';
+import { DIR_INBOUND, DIR_OUTBOUND, meterDelta, type MeterDelta } from './meter.js';
 import { caKeyId, pick, type DatapathTables } from './tables.js';
 
 export type Hook =
@@ -53,6 +54,8 @@ export interface SimResult {
   output?: Buffer;
   dropReason?: DropReasonName;
   counters: CounterDeltas;
+  /** Metering counter deltas (agent/model/meter.ts); only when the tables have meterClasses. */
+  meters?: MeterDelta[];
 }
 
 // ---- constants of bpf/ ----------------------------------------------------------------------
@@ -234,11 +237,19 @@ const paBytes = (pa: number): Buffer => {
 class Lookups {
   private readonly records = new Map<string, DatapathTables['records'][number]['entry']>();
 
+  /** What bpf/lib/meter.h counted for this frame. */
+  readonly meters: MeterDelta[] = [];
+
   constructor(
     readonly t: DatapathTables,
     readonly gen: number,
   ) {
     for (const r of t.records) this.records.set(caKeyId(r.key), r.entry);
+  }
+
+  /** tenet_meter(): remote is 4 or 16 bytes. */
+  meter(ifindex: number, dir: number, remote: Uint8Array, len: number): void {
+    this.meters.push(meterDelta(this.t.meterClasses ?? [], this.gen, ifindex, dir, remote, len));
   }
 
   port(ifindex: number): Port | undefined {
@@ -331,7 +342,7 @@ export function simulate(
     done = e;
   }
   const xdpHook = hook.kind === 'phys-xdp';
-  const r = done.r;
+  const r = { ...done.r, ...(tables.meterClasses === undefined ? {} : { meters: lk.meters }) };
   if (r.verdict === 'drop') {
     counters.drops.push({ reason: r.dropReason as DropReasonName, packets: 1, bytes: f.length });
     return { ...r, retval: xdpHook ? XDP_ACT.DROP : TC_ACT.SHOT, counters };
@@ -512,6 +523,7 @@ function ipFromVm(
   if (l3.family === AF_IPV6 && isLinkLocal(l3.src)) return drop('ipv6_link_local_src');
   const src = lk.record(port.vsid, l3.family, l3.src);
   if (!src || !(src.flags & RECORD_LOCAL) || src.ifindex !== ifindex) return drop('ip_src_spoof');
+  lk.meter(ifindex, DIR_OUTBOUND, l3.dst, f.length);
 
   const routed = macEq(f.subarray(0, 6), vsub.gw_mac);
   let vsid = port.vsid;
@@ -558,7 +570,10 @@ function ipFromVm(
       out[l3.off + 7] = l3.ttl - 1;
     }
   }
-  if (rec.flags & RECORD_LOCAL) return redirect(rec.ifindex, out);
+  if (rec.flags & RECORD_LOCAL) {
+    lk.meter(rec.ifindex, DIR_INBOUND, l3.src, out.length);
+    return redirect(rec.ifindex, out);
+  }
 
   const lpa = lk.localPa(port.pa);
   if (!lpa) return drop('encap_no_local_pa');
@@ -668,6 +683,7 @@ function xdp(f: Buffer, lk: Lookups, counters: CounterDeltas): Done {
   }
   counters.vsids.push({ vsid, kind: 'decap', packets: 1, bytes: out.length });
   counters.ports.push({ ifindex: drec.ifindex, direction: 'tx', packets: 1, bytes: out.length });
+  lk.meter(drec.ifindex, DIR_INBOUND, src, out.length);
   return redirect(drec.ifindex, out);
 }
 

@@ -32,6 +32,7 @@
 #include "lib/gen.h"
 #include "lib/icmp_err.h"
 #include "lib/l3.h"
+#include "lib/meter.h"
 #include "lib/nvgre.h"
 #include "lib/parse.h"
 #include "lib/redirect.h"
@@ -92,6 +93,8 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 	rec = tenet_record_get(gen, port->vsid, l3->family, l3->saddr);
 	if (!rec || !(rec->flags & TENET_RECORD_LOCAL) || rec->ifindex != ctx->ifindex)
 		return -TENET_DROP_IP_SRC_SPOOF;
+	/* Outbound stages of the source port (ACL, meter, QoS): after the source checks. */
+	tenet_meter(gen, ctx->ifindex, TENET_DIR_RX, l3->family, l3->daddr, ctx->len);
 
 	if ((void *)(eth + 1) > ctx->data_end)
 		return -TENET_DROP_ETH_TRUNCATED;
@@ -128,8 +131,11 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 		if (ret < 0)
 			return ret;
 	}
-	if (rec->flags & TENET_RECORD_LOCAL)
+	if (rec->flags & TENET_RECORD_LOCAL) {
+		/* Inbound stages of the destination port (ACL, meter, QoS): before delivery. */
+		tenet_meter(gen, rec->ifindex, TENET_DIR_TX, l3->family, l3->saddr, ctx->len);
 		return tenet_redirect(rec->ifindex);
+	}
 	return tenet_nvgre_encap(ctx, pkt, l3, gen, port, rec, vsid);
 }
 
