@@ -11,6 +11,9 @@ import type { Logger } from 'pino';
 import { ApiServer } from '../api/server.js';
 import { PolicyStore } from '../api/store.js';
 import type { PolicyBackend } from '../api/backend.js';
+import { MeterLedger } from '../metering/ledger.js';
+import { meterSourceFor } from '../metering/source.js';
+import { registerMeterMetrics } from '../metrics/meter.js';
 import { TenetMetrics } from '../metrics/metrics.js';
 import { serveMetrics, type MetricsServer } from '../metrics/server.js';
 import { createBackend } from './backend.js';
@@ -106,6 +109,14 @@ export class Daemon {
     );
     ref.metrics = metrics;
     const m = metrics;
+    const metering = await MeterLedger.open({
+      hostName: config.hostName,
+      source: meterSourceFor(config),
+      stateDir: config.stateDir,
+      policy: () => store.policy,
+      log,
+    });
+    registerMeterMetrics(metrics.registry, metering);
     const api = new ApiServer({
       socketPath: config.socket.path,
       allowedUids: config.socket.allowedUids,
@@ -121,6 +132,7 @@ export class Daemon {
         stateFile: () => stateText,
         metrics: m,
         log,
+        metering,
       },
     });
     await api.listen();
