@@ -8,6 +8,7 @@
 
 import { join } from 'node:path';
 import { Maps } from '../abi/generated.js';
+import type { PerCpuTypedMap } from '../bpf/index.js';
 import type { Config } from '../daemon/config.js';
 import type { MeterDirection } from '../policy/index.js';
 
@@ -33,7 +34,7 @@ const dirOf = (d: number): MeterDirection => (d === 0 ? 'outbound' : 'inbound');
 
 /** The pinned tenet_meter_ctr map of a host datapath. */
 export function pinnedMeterSource(pinRoot: string, netns?: string): MeterSource {
-  type Map = import('../bpf/index.js').PerCpuTypedMap<
+  type Map = PerCpuTypedMap<
     { ifindex: number; class_id: number; direction: number },
     { packets: bigint; bytes: bigint }
   >;
