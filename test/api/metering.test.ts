@@ -5,7 +5,9 @@
 // destination host of a migration. Every refusal is checked to change nothing. Then a tenetd
 // child process shows that bases, baselines and imported ids survive a kill -9.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,7 +33,9 @@ import { BpfPolicyTables } from '../../agent/reconciler/bpf-tables.js';
 import { MemoryPolicyTables } from '../../agent/reconciler/index.js';
 import { useDatapath } from '../datapath/harness.js';
 import { describePrivileged } from '../helpers/privilege.js';
-import { killDaemon, startDaemon, tenetdConfig, waitServing } from '../helpers/tenetd.js';
+import { ROOT, killDaemon, startDaemon, tenetdConfig, waitServing } from '../helpers/tenetd.js';
+
+const execFileP = promisify(execFile);
 import { DEMO_POLICY_PATH, rejection } from './helpers.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -437,4 +441,67 @@ describe('meter totals survive a tenetd kill -9 (durable ledger)', () => {
       await killDaemon(d);
     }
   }, 60_000);
+
+  it('tenetctl meter show|reset|export|import', async () => {
+    const d = startDaemon(config);
+    const cli = async (...args: string[]) => {
+      try {
+        const r = await execFileP(
+          process.execPath,
+          ['--import', 'tsx', join(ROOT, 'agent/cli/main.ts'), '--socket', socket, ...args],
+          { cwd: ROOT, timeout: 60_000 },
+        );
+        return { code: 0, ...r };
+      } catch (e) {
+        const err = e as { code: number; stdout: string; stderr: string };
+        return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+      }
+    };
+    try {
+      await waitServing(socket, performance.now());
+      const show = await cli('meter', 'show', '--port', 'blue-vm1');
+      expect(show.code).toBe(0);
+      expect(show.stdout).toMatch(/blue-vm1\s+internet\s+inbound\s+40\s+4000\s+0\s+0/);
+      const json = JSON.parse(
+        (await cli('meter', 'show', '--tenant', 'blue', '-o', 'json')).stdout,
+      );
+      expect(json.sum).toContainEqual({
+        meterClass: 'internet',
+        direction: 'inbound',
+        packets: '40',
+        bytes: '4000',
+      }); // proto3 JSON leaves the zero since-reset totals out
+      const file = join(dir, 'export.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          records: [
+            {
+              id: 'hv3:blue-vm1:1',
+              sequence: '1',
+              port: 'blue-vm1',
+              sourceHost: 'hv3',
+              totals: [
+                { meterClass: 'intranet', direction: 'inbound', packets: '2', bytes: '200' },
+              ],
+            },
+          ],
+        }),
+      );
+      const imp = await cli('meter', 'import', '-f', file);
+      expect(imp.code).toBe(0);
+      expect(imp.stdout).toMatch(/imported hv3:blue-vm1:1/);
+      expect(imp.stdout).toMatch(/blue-vm1\s+intranet\s+inbound\s+2\s+200\s+2\s+200/);
+      const again = await cli('meter', 'import', '-f', file);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/ALREADY_EXISTS/);
+      const exp = await cli('meter', 'export', 'blue-vm1');
+      expect(exp.code).toBe(1);
+      expect(exp.stderr).toMatch(/FAILED_PRECONDITION.*still on this host/);
+      expect((await cli('meter', 'reset', '--tenant', 'blue')).stdout).toMatch(/reset blue-vm1/);
+      expect((await cli('meter', 'show')).code).toBe(2);
+    } finally {
+      await killDaemon(d);
+    }
+  }, 90_000);
 });
