@@ -194,6 +194,36 @@ describe('AclService', () => {
     expect(await state()).toEqual(before);
   });
 
+  it('Simulate names the metering class a frame counts in', async () => {
+    const sim = (dstIp: string) =>
+      api.client.agent('Simulate', { port: 'blue-vm1', description: { dstIp } });
+    expect((await sim('198.19.1.12')).meters).toEqual([
+      {
+        port: 'blue-vm1',
+        direction: 'outbound',
+        meterClass: 'intranet',
+        packets: '1',
+        bytes: expect.any(String),
+      },
+    ]);
+    const v6 = await sim('fd00:1:1::12');
+    expect(v6.meters).toEqual([
+      {
+        port: 'blue-vm1',
+        direction: 'outbound',
+        meterClass: 'internet',
+        packets: '1',
+        bytes: expect.any(String),
+      },
+    ]);
+    // red-vm1 has no ACL: its traffic counts in the default class.
+    const red = await api.client.agent('Simulate', {
+      port: 'red-vm1',
+      description: { dstIp: '198.19.1.12' },
+    });
+    expect((red.meters as Plain[])[0]).toMatchObject({ port: 'red-vm1', meterClass: 'default' });
+  });
+
   it('tenetctl acl apply|get|list|delete', async () => {
     const run = async (...args: string[]) => {
       try {

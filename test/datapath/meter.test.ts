@@ -6,6 +6,7 @@
 // program on every case. The compiler and validation of meter rules are checked without BPF.
 
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { Maps, type MeterClassEntry, type MeterKey } from '../../agent/abi/generated.js';
@@ -273,9 +274,62 @@ describePrivileged('metering datapath (test-run)', () => {
     expect(canon(m.meters ?? []), `model: ${c.name}`).toEqual(got);
   });
 
+  it('model and program agree on random class tables, generations and addresses', () => {
+    const v4 = fc
+      .tuple(fc.constantFrom(10, 11, 20), fc.constantFrom(11, 12, 14, 200))
+      .map(([c, d]) => `198.18.${c}.${d}`);
+    const prefix = fc.tuple(v4, fc.constantFrom(0, 8, 15, 16, 24, 30, 32)).map(([a, len]) => {
+      const n = a.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+      const masked = len === 0 ? 0 : (n >>> (32 - len)) << (32 - len);
+      return `${[24, 16, 8, 0].map((sh) => (masked >>> sh) & 0xff).join('.')}/${len}`;
+    });
+    const entry = fc.record({
+      live: fc.constantFrom(1, 2, 3),
+      a: fc.integer({ min: 1, max: 4 }),
+      b: fc.integer({ min: 1, max: 4 }),
+    });
+    const rowArb = fc.record({
+      ifindex: fc.constantFrom(PORT_IFINDEX, VM2_IFINDEX),
+      dir: fc.constantFrom(OUT, IN),
+      cidr: prefix,
+      e: entry,
+    });
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(rowArb, {
+          maxLength: 8,
+          selector: (r) => `${r.ifindex}/${r.dir}/${r.cidr}`,
+        }),
+        fc.oneof(v4, fc.constant(VM2.ip4)),
+        fc.constantFrom(0, 1),
+        (rows, dst, gen) => {
+          const meterClasses = rows.map((r) => ({
+            key: meterKey(r.ifindex, r.dir, r.cidr),
+            entry: { live: r.e.live, v: [{ class_id: r.e.a }, { class_id: r.e.b }] },
+          }));
+          const tables = { ...baseTables(), meterClasses };
+          dp.install(tables, gen);
+          for (const k of [...classes.keys()]) classes.delete(k);
+          for (const r of meterClasses) classes.set(r.key, r.entry);
+          const frame = udp4(dst, dst === VM2.ip4 ? VM2.mac : VM4.mac);
+          const before = counters();
+          const r = dp.runPort(frame);
+          const got = deltas(before, counters());
+          const m = simulate(tables, gen, frame, { kind: 'port-ingress', ifindex: PORT_IFINDEX });
+          expect(m.verdict).toBe(r.verdict);
+          expect(canon(m.meters ?? [])).toEqual(got);
+          expect(got.length).toBeGreaterThan(0); // the source is valid: always metered outbound
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it('counts repeated frames cumulatively and never resets', () => {
     const tables = { ...baseTables(), meterClasses: classTable() };
     dp.install(tables, 0);
+    for (const k of [...classes.keys()]) classes.delete(k);
+    for (const r of tables.meterClasses) classes.set(r.key, r.entry);
     const key = `${PORT_IFINDEX}/outbound/${RACK}`;
     const before = counters().get(key) ?? { packets: 0n, bytes: 0n };
     const f = udp4(VM4.ip4, VM4.mac);
