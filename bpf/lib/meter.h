@@ -98,6 +98,10 @@ static __always_inline void tenet_meter(__u32 gen, __u32 ifindex, __u8 dir, __u8
 	};
 	struct tenet_counter *c;
 
+#ifdef TENET_BENCH_NO_METER
+	/* Benchmarks only (scripts/bench/metering.ts): the same datapath without metering. */
+	return;
+#endif
 	key.class_id = tenet_meter_class(gen, ifindex, dir, family, remote);
 	c = bpf_map_lookup_elem(&TENET_MAP_METER_COUNTERS, &key);
 	if (c) {
