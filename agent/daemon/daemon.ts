@@ -113,7 +113,8 @@ export class Daemon {
       hostName: config.hostName,
       source: meterSourceFor(config),
       stateDir: config.stateDir,
-      policy: () => store.policy,
+      // Only once the first reconcile is done: a persisted policy may be ahead of the datapath.
+      policy: () => (store.ready ? store.policy : undefined),
       log,
     });
     registerMeterMetrics(metrics.registry, metering);

@@ -343,10 +343,17 @@ export class MeterLedger {
         if (p.host === this.opts.hostName) local.set(p.name, p.interface);
       const current = new Map<string, number | undefined>();
       for (const [name, iface] of local) current.set(name, await this.opts.source.ifindexOf(iface));
-      // Fold ports whose interface changed or that left.
+      // Fold ports that left, whose interface is another one now (renamed in the policy, or
+      // recreated: a new ifindex). An interface that is missing right now (or whose lookup
+      // failed) keeps its binding: its counters cannot grow without it, and a transient lookup
+      // failure must not fold and delete the counters of a live port.
       for (const [name, p] of s.ports) {
         const cur = current.get(name);
-        if (p.ifindex !== 0 && cur !== p.ifindex) {
+        const moved =
+          !local.has(name) ||
+          local.get(name) !== p.iface ||
+          (cur !== undefined && cur !== p.ifindex);
+        if (p.ifindex !== 0 && moved) {
           addAll(p.base, this.rawOf(raw, p.ifindex));
           s.pendingRemove.push(p.ifindex);
           p.ifindex = 0;
