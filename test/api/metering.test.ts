@@ -6,7 +6,7 @@
 // child process shows that bases, baselines and imported ids survive a kill -9.
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -504,4 +504,25 @@ describe('meter totals survive a tenetd kill -9 (durable ledger)', () => {
       await killDaemon(d);
     }
   }, 90_000);
+
+  it('a damaged meter state file is set aside and reported; the agent serves', async () => {
+    const path = join(dir, 'state', 'meters.state');
+    writeFileSync(path, 'TENET-METERS 1 length=3 sha256=00\ngarbage');
+    const d = startDaemon(config);
+    const client = new TenetClient(socket);
+    try {
+      await waitServing(socket, performance.now());
+      const log = await d.waitLog((l) => l.event === 'meter_state_quarantined', 10_000);
+      expect(String(log.movedTo)).toMatch(/meters\.state\.quarantine-/);
+      expect(
+        readdirSync(join(dir, 'state')).some((f) => f.startsWith('meters.state.quarantine-')),
+      ).toBe(true);
+      // The imported base is gone with the file (the datapath has nothing for a memory backend).
+      const t = totals(await meter(client, 'Measure', { port: 'blue-vm1' }));
+      expect(t['internet/inbound']).toEqual([0, 0, 0, 0]);
+    } finally {
+      client.close();
+      await killDaemon(d);
+    }
+  }, 60_000);
 });
