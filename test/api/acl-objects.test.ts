@@ -224,6 +224,12 @@ describe('AclService', () => {
     expect((red.meters as Plain[])[0]).toMatchObject({ port: 'red-vm1', meterClass: 'default' });
   });
 
+  it('MeteringService answers UNIMPLEMENTED on an agent without a meter ledger', async () => {
+    expect(
+      await refused(api.client.call('MeteringService', 'Measure', { port: 'blue-vm1' })),
+    ).toEqual({ code: 'UNIMPLEMENTED', fields: [] });
+  });
+
   it('tenetctl acl apply|get|list|delete', async () => {
     const run = async (...args: string[]) => {
       try {
@@ -279,5 +285,5 @@ describe('AclService', () => {
     expect(bad.stderr).toMatch(/INVALID_ARGUMENT.*port_acl\.rules\[0\]\.direction/s);
     expect((await run('acl', 'delete', 'red-vm1')).code).toBe(0);
     expect((await run('acl', 'get', 'red-vm1')).code).toBe(1);
-  }, 60_000);
+  }, 180_000);
 });

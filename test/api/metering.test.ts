@@ -503,7 +503,7 @@ describe('meter totals survive a tenetd kill -9 (durable ledger)', () => {
     } finally {
       await killDaemon(d);
     }
-  }, 90_000);
+  }, 180_000);
 
   it('a damaged meter state file is set aside and reported; the agent serves', async () => {
     const path = join(dir, 'state', 'meters.state');
