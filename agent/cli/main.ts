@@ -809,6 +809,10 @@ export function describeSimulation(res: Plain, hex = false): string {
       (d) =>
         `drop ${cell(d.reason)}: ${plural(d.packets ?? '0', 'packet')}, ${plural(d.bytes ?? '0', 'byte')}`,
     ),
+    ...((res.meters as Plain[] | undefined) ?? []).map(
+      (m) =>
+        `meter ${cell(m.port)} ${cell(m.direction)} class ${cell(m.meterClass)}: ${plural(m.packets ?? '0', 'packet')}, ${plural(m.bytes ?? '0', 'byte')}`,
+    ),
   ];
   lines.push(`counters: ${counters.length === 0 ? '-' : counters[0]}`);
   for (const x of counters.slice(1)) lines.push(`          ${x}`);
