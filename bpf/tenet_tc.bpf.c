@@ -14,6 +14,7 @@
 #include "lib/counters.h"
 #include "lib/ctx.h"
 #include "lib/drop.h"
+#include "lib/meter.h" /* not used here: every product object defines every map */
 #include "lib/parse.h"
 #include "lib/tables.h"
 

@@ -1159,6 +1159,147 @@ export const LookupRecordEntryCodec: StructCodec<LookupRecordEntry> = defineStru
   },
 });
 
+/** struct tenet_meter_class: 4 bytes. */
+export interface MeterClass {
+  /** __u32 at 0 */
+  class_id: number;
+}
+
+export const METER_CLASS_SIZE = 4;
+
+export const MeterClassLayout = {
+  class_id: { offset: 0, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const MeterClassCodec: StructCodec<MeterClass> = defineStruct<MeterClass>({
+  name: 'tenet_meter_class',
+  size: 4,
+  write(v, o, x) {
+    putU32(v, o, x.class_id, 'tenet_meter_class.class_id');
+  },
+  read(v, o) {
+    return {
+      class_id: getU32(v, o),
+    };
+  },
+});
+
+/** struct tenet_meter_class_entry: 12 bytes. */
+export interface MeterClassEntry {
+  /** __u8 at 0 */
+  live: number;
+  /** struct tenet_meter_class[2] at 4 */
+  v: MeterClass[];
+}
+
+export const METER_CLASS_ENTRY_SIZE = 12;
+
+export const MeterClassEntryLayout = {
+  live: { offset: 0, size: 1 },
+  pad: { offset: 1, size: 3 },
+  v: { offset: 4, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const MeterClassEntryCodec: StructCodec<MeterClassEntry> = defineStruct<MeterClassEntry>({
+  name: 'tenet_meter_class_entry',
+  size: 12,
+  write(v, o, x) {
+    putU8(v, o, x.live, 'tenet_meter_class_entry.live');
+    putZero(v, o + 1, 3);
+    putArray(v, o + 4, 2, 4, x.v, 'tenet_meter_class_entry.v', (v, o, x) => MeterClassCodec.write(v, o, x));
+  },
+  read(v, o) {
+    return {
+      live: getU8(v, o),
+      v: getArray(v, o + 4, 2, 4, (v, o) => MeterClassCodec.read(v, o)),
+    };
+  },
+});
+
+/** struct tenet_meter_ctr_key: 12 bytes. */
+export interface MeterCtrKey {
+  /** __u32 at 0 */
+  ifindex: number;
+  /** __u32 at 4 */
+  class_id: number;
+  /** __u8 at 8 */
+  direction: number;
+}
+
+export const METER_CTR_KEY_SIZE = 12;
+
+export const MeterCtrKeyLayout = {
+  ifindex: { offset: 0, size: 4 },
+  class_id: { offset: 4, size: 4 },
+  direction: { offset: 8, size: 1 },
+  pad: { offset: 9, size: 3 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const MeterCtrKeyCodec: StructCodec<MeterCtrKey> = defineStruct<MeterCtrKey>({
+  name: 'tenet_meter_ctr_key',
+  size: 12,
+  write(v, o, x) {
+    putU32(v, o, x.ifindex, 'tenet_meter_ctr_key.ifindex');
+    putU32(v, o + 4, x.class_id, 'tenet_meter_ctr_key.class_id');
+    putU8(v, o + 8, x.direction, 'tenet_meter_ctr_key.direction');
+    putZero(v, o + 9, 3);
+  },
+  read(v, o) {
+    return {
+      ifindex: getU32(v, o),
+      class_id: getU32(v, o + 4),
+      direction: getU8(v, o + 8),
+    };
+  },
+});
+
+/** struct tenet_meter_key: 28 bytes. */
+export interface MeterKey {
+  /** __u32 at 0 */
+  prefixlen: number;
+  /** __u32 at 4 */
+  ifindex: number;
+  /** __u8 at 8 */
+  direction: number;
+  /** __u8 at 9 */
+  family: number;
+  /** __u8[16] at 12 */
+  addr: Uint8Array;
+}
+
+export const METER_KEY_SIZE = 28;
+
+export const MeterKeyLayout = {
+  prefixlen: { offset: 0, size: 4 },
+  ifindex: { offset: 4, size: 4 },
+  direction: { offset: 8, size: 1 },
+  family: { offset: 9, size: 1 },
+  pad: { offset: 10, size: 2 },
+  addr: { offset: 12, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const MeterKeyCodec: StructCodec<MeterKey> = defineStruct<MeterKey>({
+  name: 'tenet_meter_key',
+  size: 28,
+  write(v, o, x) {
+    putU32(v, o, x.prefixlen, 'tenet_meter_key.prefixlen');
+    putU32(v, o + 4, x.ifindex, 'tenet_meter_key.ifindex');
+    putU8(v, o + 8, x.direction, 'tenet_meter_key.direction');
+    putU8(v, o + 9, x.family, 'tenet_meter_key.family');
+    putZero(v, o + 10, 2);
+    putBytes(v, o + 12, 16, x.addr, 'tenet_meter_key.addr');
+  },
+  read(v, o) {
+    return {
+      prefixlen: getU32(v, o),
+      ifindex: getU32(v, o + 4),
+      direction: getU8(v, o + 8),
+      family: getU8(v, o + 9),
+      addr: getBytes(v, o + 12, 16),
+    };
+  },
+});
+
 /** struct tenet_port: 24 bytes. */
 export interface Port {
   /** __u32 at 0 */
@@ -1773,6 +1914,36 @@ export const Maps = {
     inner: null,
     objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
   } satisfies MapDescriptor<number, LocalPaEntry>,
+  tenet_meter_cls: {
+    name: 'tenet_meter_cls',
+    type: 'lpm_trie',
+    typeId: 11,
+    keySize: 28,
+    valueSize: 12,
+    maxEntries: 16384,
+    flags: 1,
+    pinning: 'by_name',
+    perCpu: false,
+    key: MeterKeyCodec,
+    value: MeterClassEntryCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<MeterKey, MeterClassEntry>,
+  tenet_meter_ctr: {
+    name: 'tenet_meter_ctr',
+    type: 'percpu_hash',
+    typeId: 5,
+    keySize: 12,
+    valueSize: 16,
+    maxEntries: 16384,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: MeterCtrKeyCodec,
+    value: CounterCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<MeterCtrKey, Counter>,
   tenet_port_ctrs: {
     name: 'tenet_port_ctrs',
     type: 'percpu_hash',
@@ -1918,7 +2089,7 @@ export const Objects = {
     programs: {
       tenet_port_ingress: { name: 'tenet_port_ingress', section: 'tc' },
     },
-    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -1936,7 +2107,7 @@ export const Objects = {
       tenet_tc_rx: { name: 'tenet_tc_rx', section: 'tc' },
       tenet_tc_tx: { name: 'tenet_tc_tx', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -1953,7 +2124,7 @@ export const Objects = {
     programs: {
       tenet_xdp_rx: { name: 'tenet_xdp_rx', section: 'xdp' },
     },
-    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',

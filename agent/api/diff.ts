@@ -12,6 +12,7 @@ export const KINDS = [
   'ports',
   'lookupRecords',
   'customerRoutes',
+  'portAcls',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -74,6 +75,9 @@ export function objectsByKey(doc: PolicyDocument, kind: Kind): Map<string, strin
       break;
     case 'customerRoutes':
       for (const o of doc.customerRoutes) out.set(`${o.routingDomain}/${o.prefix}`, stableJson(o));
+      break;
+    case 'portAcls':
+      for (const o of doc.portAcls) out.set(o.port, stableJson(o));
       break;
   }
   return out;

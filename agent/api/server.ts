@@ -43,6 +43,8 @@ import {
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { PackageDefinition } from '@grpc/proto-loader';
+import { aclServiceHandlers } from './acl.js';
+import { meteringServiceHandlers } from './metering.js';
 import { agentServiceHandlers, policyServiceHandlers, type ApiContext } from './service.js';
 import { PACKAGE, reflectionPackageDefinition, serviceDefinition, SERVICE_NAMES } from './proto.js';
 
@@ -116,6 +118,8 @@ const denyAll: ServerInterceptor = (_method, call) =>
 function addServices(server: Server, ctx: ApiContext, health: HealthImplementation): void {
   server.addService(serviceDefinition('PolicyService'), policyServiceHandlers(ctx));
   server.addService(serviceDefinition('AgentService'), agentServiceHandlers(ctx));
+  server.addService(serviceDefinition('AclService'), aclServiceHandlers(ctx));
+  server.addService(serviceDefinition('MeteringService'), meteringServiceHandlers(ctx));
   health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition() as unknown as PackageDefinition).addToServer(
     server,

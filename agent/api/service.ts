@@ -32,6 +32,8 @@ import {
   SUPPRESSED_REPORT_MS,
   WatcherEvents,
 } from './events.js';
+import type { MeterLedger } from '../metering/ledger.js';
+import { policyFromProto } from './acl.js';
 import * as obj from './objects.js';
 import { MalformedRequest, type Plain } from './proto.js';
 import { simulateRequest } from './simulate.js';
@@ -50,6 +52,8 @@ export interface ApiContext {
   stateFile(): string;
   readonly metrics?: ApiMetrics;
   readonly log: StoreLogger;
+  /** Port metering (agent/metering); absent: MeteringService answers UNIMPLEMENTED. */
+  readonly metering?: MeterLedger;
 }
 
 /** Most lookup records one BulkLoadLookupRecords stream may carry. */
@@ -73,9 +77,9 @@ function asApiError(ctx: ApiContext, method: string, e: unknown): ApiError {
   return e instanceof ApiError ? e : internal(ctx, method, e);
 }
 
-type UnaryFn = (req: Plain) => Promise<Plain> | Plain;
+export type UnaryFn = (req: Plain) => Promise<Plain> | Plain;
 
-function unary(ctx: ApiContext, method: string, fn: UnaryFn) {
+export function unary(ctx: ApiContext, method: string, fn: UnaryFn) {
   return (
     call: ServerUnaryCall<Plain | MalformedRequest, Plain>,
     callback: sendUnaryData<Plain>,
@@ -440,7 +444,8 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
     Apply: u('Apply', async (req) => {
       let document: unknown;
       if (typeof req.text === 'string') document = req.text;
-      else if (req.policy !== undefined && req.policy !== null) document = req.policy;
+      else if (req.policy !== undefined && req.policy !== null)
+        document = policyFromProto(req.policy);
       else
         throw new ApiError(Code.INVALID_ARGUMENT, 'document: give text or policy', [
           { field: 'document', description: 'give text or policy' },
@@ -459,7 +464,7 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
   };
 }
 
-async function commitChange(
+export async function commitChange(
   store: PolicyStore,
   method: string,
   change: (doc: PolicyDocument) => obj.Change,

@@ -21,6 +21,7 @@ import {
   type InterfaceFacts,
 } from '../compiler/index.js';
 import { TABLES, type TableName } from '../compiler/tables.js';
+import { simulatedMeters } from './metering-simulate.js';
 import { simulate, type DatapathTables, type Hook, type SimResult } from '../model/index.js';
 import { aclSimContext } from '../model/acl.js';
 import {
@@ -114,6 +115,10 @@ export function modelTables(
       entry: entry('routes', r.value),
     })),
     underlay,
+    meterClasses: [...compiled.meterClasses.values()].map((r) => ({
+      key: r.key,
+      entry: entry('meterClasses', r.value),
+    })),
   };
 }
 
@@ -635,5 +640,6 @@ function response(
       bytes: String(x.bytes),
     })),
   };
+  out.meters = simulatedMeters(r, c.policy, (ifindex) => ports.get(ifname(ifindex)) ?? '');
   return out;
 }

@@ -22,6 +22,9 @@ import { parseDocument, stringify } from 'yaml';
 import { DEFAULT_SOCKET, fieldViolations, TenetClient } from '../api/client.js';
 import { methodInfo, toProtoJson, type Plain, type ServiceName } from '../api/proto.js';
 import { decodePcap, LINKTYPE_ETHERNET } from '../packet/pcap.js';
+import { aclCommand } from './acl.js';
+import { meterCommand } from './meter.js';
+import type { CliHelpers } from './verbs.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -806,6 +809,10 @@ export function describeSimulation(res: Plain, hex = false): string {
       (d) =>
         `drop ${cell(d.reason)}: ${plural(d.packets ?? '0', 'packet')}, ${plural(d.bytes ?? '0', 'byte')}`,
     ),
+    ...((res.meters as Plain[] | undefined) ?? []).map(
+      (m) =>
+        `meter ${cell(m.port)} ${cell(m.direction)} class ${cell(m.meterClass)}: ${plural(m.packets ?? '0', 'packet')}, ${plural(m.bytes ?? '0', 'byte')}`,
+    ),
   ];
   lines.push(`counters: ${counters.length === 0 ? '-' : counters[0]}`);
   for (const x of counters.slice(1)) lines.push(`          ${x}`);
@@ -916,6 +923,8 @@ export function buildProgram(): Command {
   ).action(action(apply));
 
   simulateCommand(program);
+  program.addCommand(aclCommand(HELPERS));
+  program.addCommand(meterCommand(HELPERS));
 
   withGlobals(program.command('status').description('agent status')).action(
     action(async (_o: unknown, c: Command) => {
@@ -1039,6 +1048,36 @@ export function buildProgram(): Command {
   inherit(program);
   return program;
 }
+
+/** tenetctl's machinery for the feature command modules (agent/cli/verbs.ts). */
+const HELPERS: CliHelpers = {
+  withGlobals,
+  action,
+  async call(cmd, service, method, req, human) {
+    const res = await this.rpc(cmd, service, method, req);
+    print(globals(cmd), service, method, res, human);
+    return res;
+  },
+  async rpc(cmd, service, method, req) {
+    const g = globals(cmd);
+    const client = clientFor(g);
+    try {
+      return await client.call(service, method, req, { timeoutMs: Number(g.timeout) });
+    } finally {
+      client.close();
+    }
+  },
+  print: (cmd, service, method, res, human) => print(globals(cmd), service, method, res, human),
+  table,
+  cell,
+  readFile(file) {
+    const text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    const doc = parseDocument(text);
+    if (doc.errors.length > 0) throw new UsageError(`${file}: ${doc.errors[0]?.message}`);
+    return doc.toJS() as unknown;
+  },
+  usage: (message) => new UsageError(message),
+};
 
 /** Settings commander copies only to subcommands made with .command(): give them to all. */
 function inherit(cmd: Command): void {

@@ -25,6 +25,7 @@ import {
   type PolicyIssue,
 } from '../policy/index.js';
 import { formatIssue } from '../policy/errors.js';
+import { compileMeterClasses } from './meter.js';
 import {
   Family,
   NVGRE_OVERHEAD,
@@ -314,5 +315,6 @@ export function compile(policy: Policy, hostName: string, facts: HostFacts): Com
     records: records.build(),
     routes: routes.build(),
     localPas: localPas.build(),
+    meterClasses: compileMeterClasses(policy, hostName, facts),
   };
 }

@@ -12,6 +12,7 @@ import {
   LocalPaCodec,
   LookupRecordCodec,
   Maps,
+  MeterClassCodec,
   PortCodec,
   RouteCodec,
   VsubnetCodec,
@@ -19,6 +20,8 @@ import {
   type LocalPa,
   type LookupRecord,
   type MapName,
+  type MeterClass,
+  type MeterKey,
   type Port,
   type Route,
   type RouteKey,
@@ -26,10 +29,12 @@ import {
 } from '../abi/generated.js';
 
 export { Family, RecordFlags, RouteFlags } from '../abi/generated.js';
-export type { CaKey, LocalPa, LookupRecord, Port, Route, RouteKey, Vsubnet };
+export type { CaKey, LocalPa, LookupRecord, MeterClass, MeterKey, Port, Route, RouteKey, Vsubnet };
 
 /** TENET_ROUTE_KEY_FIXED_BITS (a macro, so not in BTF): route prefixlen = 64 + the CA prefix length. */
 export const ROUTE_KEY_FIXED_BITS = 64;
+/** TENET_METER_KEY_FIXED_BITS: meter prefixlen = 64 + the remote prefix length. */
+export const METER_KEY_FIXED_BITS = 64;
 /** NVGRE overhead on the underlay: outer Ethernet 14 + IPv4 20 + GRE with key 8. */
 export const NVGRE_OVERHEAD = 42;
 
@@ -45,6 +50,8 @@ export interface TableTypes {
   routes: { key: RouteKey; value: Route };
   /** tenet_local_pas: PA (__be32, the number the wire means) -> struct tenet_local_pa */
   localPas: { key: number; value: LocalPa };
+  /** tenet_meter_cls (LPM trie): struct tenet_meter_key -> struct tenet_meter_class */
+  meterClasses: { key: MeterKey; value: MeterClass };
 }
 
 export type TableName = keyof TableTypes;
@@ -58,6 +65,7 @@ export const TABLE_NAMES: readonly TableName[] = [
   'records',
   'localPas',
   'ports',
+  'meterClasses',
 ];
 
 export interface Row<K, V> {
@@ -192,6 +200,22 @@ export const TABLES: { readonly [T in TableName]: TableDef<KeyOf<T>, ValueOf<T>>
     Maps.tenet_local_pas.key,
     LocalPaCodec,
     Maps.tenet_local_pas.value,
+  ),
+  meterClasses: defineTable(
+    'meterClasses',
+    'tenet_meter_cls',
+    Maps.tenet_meter_cls.key,
+    MeterClassCodec,
+    Maps.tenet_meter_cls.value,
+    {
+      prefixLength: (k) => k.prefixlen,
+      covers: (outer, inner) =>
+        outer.ifindex === inner.ifindex &&
+        outer.direction === inner.direction &&
+        outer.family === inner.family &&
+        outer.prefixlen <= inner.prefixlen &&
+        maskedEqual(outer.addr, inner.addr, outer.prefixlen - METER_KEY_FIXED_BITS),
+    },
   ),
 };
 

@@ -11,6 +11,9 @@ import type { Logger } from 'pino';
 import { ApiServer } from '../api/server.js';
 import { PolicyStore } from '../api/store.js';
 import type { PolicyBackend } from '../api/backend.js';
+import { MeterLedger } from '../metering/ledger.js';
+import { meterSourceFor } from '../metering/source.js';
+import { registerMeterMetrics } from '../metrics/meter.js';
 import { TenetMetrics } from '../metrics/metrics.js';
 import { registerAclMetrics } from '../metrics/acl.js';
 import { serveMetrics, type MetricsServer } from '../metrics/server.js';
@@ -108,6 +111,15 @@ export class Daemon {
     ref.metrics = metrics;
     registerAclMetrics(metrics.registry);
     const m = metrics;
+    const metering = await MeterLedger.open({
+      hostName: config.hostName,
+      source: meterSourceFor(config),
+      stateDir: config.stateDir,
+      // Only once the first reconcile is done: a persisted policy may be ahead of the datapath.
+      policy: () => (store.ready ? store.policy : undefined),
+      log,
+    });
+    registerMeterMetrics(metrics.registry, metering);
     const api = new ApiServer({
       socketPath: config.socket.path,
       allowedUids: config.socket.allowedUids,
@@ -123,6 +135,7 @@ export class Daemon {
         stateFile: () => stateText,
         metrics: m,
         log,
+        metering,
       },
     });
     await api.listen();

@@ -65,6 +65,7 @@ export interface MapMigration {
 export const REBUILT_MAPS: readonly MapName[] = [
   'tenet_gen',
   'tenet_local_pas',
+  'tenet_meter_cls',
   'tenet_ports',
   'tenet_records',
   'tenet_routes',
@@ -99,6 +100,7 @@ function sameLayout(name: MapName): MapMigration {
 export const COUNTER_MIGRATIONS: Readonly<Partial<Record<MapName, readonly MapMigration[]>>> = {
   tenet_port_ctrs: [sameLayout('tenet_port_ctrs')],
   tenet_drop_ctrs: [sameLayout('tenet_drop_ctrs')],
+  tenet_meter_ctr: [sameLayout('tenet_meter_ctr')],
   tenet_vsid_ctrs: [
     sameLayout('tenet_vsid_ctrs'),
     {

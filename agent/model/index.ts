@@ -4,3 +4,4 @@ export * from './flow-hash.js';
 export * from './simulate.js';
 export * from './tables.js';
 export * from './acl.js';
+export * from './meter.js';

@@ -12,6 +12,7 @@ import { packet } from '../packet/builder.js';
 import { aclStage, type AclSimContext } from './acl.js';
 import { csumReplace2 } from './checksum.js';
 import { flowId } from './flow-hash.js';
+import { DIR_INBOUND, DIR_OUTBOUND, meterDelta, type MeterDelta } from './meter.js';
 import { caKeyId, pick, type DatapathTables } from './tables.js';
 
 export type Hook =
@@ -54,6 +55,8 @@ export interface SimResult {
   output?: Buffer;
   dropReason?: DropReasonName;
   counters: CounterDeltas;
+  /** Metering counter deltas (agent/model/meter.ts); only when the tables have meterClasses. */
+  meters?: MeterDelta[];
 }
 
 // ---- constants of bpf/ ----------------------------------------------------------------------
@@ -237,12 +240,19 @@ class Lookups {
 
   /** Port ACL state (agent/model/acl.ts); absent: no port has an ACL. */
   acl?: AclSimContext;
+  /** What bpf/lib/meter.h counted for this frame. */
+  readonly meters: MeterDelta[] = [];
 
   constructor(
     readonly t: DatapathTables,
     readonly gen: number,
   ) {
     for (const r of t.records) this.records.set(caKeyId(r.key), r.entry);
+  }
+
+  /** tenet_meter(): remote is 4 or 16 bytes. */
+  meter(ifindex: number, dir: number, remote: Uint8Array, len: number): void {
+    this.meters.push(meterDelta(this.t.meterClasses ?? [], this.gen, ifindex, dir, remote, len));
   }
 
   port(ifindex: number): Port | undefined {
@@ -337,7 +347,7 @@ export function simulate(
     done = e;
   }
   const xdpHook = hook.kind === 'phys-xdp';
-  const r = done.r;
+  const r = { ...done.r, ...(tables.meterClasses === undefined ? {} : { meters: lk.meters }) };
   if (r.verdict === 'drop') {
     counters.drops.push({ reason: r.dropReason as DropReasonName, packets: 1, bytes: f.length });
     return { ...r, retval: xdpHook ? XDP_ACT.DROP : TC_ACT.SHOT, counters };
@@ -543,6 +553,7 @@ function ipFromVm(
   if (rec.flags & RECORD_GATEWAY) return drop('dst_is_gateway');
   const aclOut = aclStage(lk.acl, 'outbound', f, l3.off, l3.family, ifindex, vsid);
   if (aclOut) return drop(aclOut);
+  lk.meter(ifindex, DIR_OUTBOUND, l3.dst, f.length);
 
   if (port.mtu && l3.len > port.mtu) {
     if (l3.family === AF_IPV4) {
@@ -569,6 +580,7 @@ function ipFromVm(
   if (rec.flags & RECORD_LOCAL) {
     const aclIn = aclStage(lk.acl, 'inbound', out, l3.off, l3.family, rec.ifindex, port.vsid);
     if (aclIn) return drop(aclIn);
+    lk.meter(rec.ifindex, DIR_INBOUND, l3.src, out.length);
     return redirect(rec.ifindex, out);
   }
 
@@ -685,6 +697,7 @@ function xdp(f: Buffer, lk: Lookups, counters: CounterDeltas): Done {
   }
   counters.vsids.push({ vsid, kind: 'decap', packets: 1, bytes: out.length });
   counters.ports.push({ ifindex: drec.ifindex, direction: 'tx', packets: 1, bytes: out.length });
+  lk.meter(drec.ifindex, DIR_INBOUND, src, out.length);
   return redirect(drec.ifindex, out);
 }
 

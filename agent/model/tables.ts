@@ -8,6 +8,8 @@ import type {
   CaKey,
   LocalPaEntry,
   LookupRecordEntry,
+  MeterClassEntry,
+  MeterKey,
   PortEntry,
   RouteEntry,
   RouteKey,
@@ -28,6 +30,11 @@ export interface DatapathTables {
   readonly localPas: ReadonlyMap<number, LocalPaEntry>;
   /** tenet_underlay: remote PA -> next hop (no generations). */
   readonly underlay: ReadonlyMap<number, UnderlayNh>;
+  /** tenet_meter_cls (LPM trie), when the caller models metering (agent/model/meter.ts). */
+  readonly meterClasses?: ReadonlyArray<{
+    readonly key: MeterKey;
+    readonly entry: MeterClassEntry;
+  }>;
 }
 
 export function emptyTables(): DatapathTables {

@@ -124,9 +124,12 @@ const protocol = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return value;
 });
 
+/** The parsed form of a port range, accepted too so that a validated document validates again. */
+const rangeObject = z.strictObject({ from: z.number(), to: z.number() });
+
 /** `80`, `"80"` or `"1024-65535"` -> { from, to }, both within 0..65535 and from <= to. */
-const portRange = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const text = String(value).trim();
+const portRange = z.union([z.number(), z.string(), rangeObject]).transform((value, ctx) => {
+  const text = typeof value === 'object' ? `${value.from}-${value.to}` : String(value).trim();
   const m = /^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$/.exec(text);
   if (!m) {
     ctx.addIssue(`${JSON.stringify(value)} is not a port or a port range like "1024-65535"`);

@@ -107,4 +107,14 @@
 /* Per-CPU array, one slot: __u32 0 -> struct tenet_acl_scratch. */
 #define TENET_MAP_ACL_SCRATCH tenet_acl_scr
 
+/* LPM trie: struct tenet_meter_key -> struct tenet_meter_class_entry (lib/meter.h). */
+#define TENET_MAP_METER_CLASSES tenet_meter_cls
+/* Meter prefixes of all VM ports of one host, both directions. */
+#define TENET_METER_CLASSES_MAX 16384
+
+/* Per-CPU hash: struct tenet_meter_ctr_key -> struct tenet_counter (lib/meter.h). */
+#define TENET_MAP_METER_COUNTERS tenet_meter_ctr
+/* VM ports (TENET_PORTS_MAX) x two directions x eight classes (default included) on average. */
+#define TENET_METER_COUNTERS_MAX 16384
+
 #endif /* TENET_ABI_MAPS_H */

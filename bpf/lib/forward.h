@@ -33,6 +33,7 @@
 #include "lib/gen.h"
 #include "lib/icmp_err.h"
 #include "lib/l3.h"
+#include "lib/meter.h"
 #include "lib/nvgre.h"
 #include "lib/parse.h"
 #include "lib/redirect.h"
@@ -124,6 +125,8 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 	ret = tenet_acl(ctx, l3->off, l3->family, ctx->ifindex, TENET_ACL_OUT, vsid);
 	if (ret < 0)
 		return ret;
+	/* Outbound meter of the source port: what the outbound ACL let out (lib/meter.h). */
+	tenet_meter(gen, ctx->ifindex, TENET_DIR_RX, l3->family, l3->daddr, ctx->len);
 
 	ret = tenet_mtu_check(ctx, pkt, l3, port, vsub);
 	if (ret)
@@ -134,10 +137,11 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 			return ret;
 	}
 	if (rec->flags & TENET_RECORD_LOCAL) {
-		/* Inbound ACL of the destination port (the sender is in the port's subnet). */
+		/* Inbound stages of the destination port (ACL, then meter): before delivery. */
 		ret = tenet_acl(ctx, l3->off, l3->family, rec->ifindex, TENET_ACL_IN, port->vsid);
 		if (ret < 0)
 			return ret;
+		tenet_meter(gen, rec->ifindex, TENET_DIR_TX, l3->family, l3->saddr, ctx->len);
 		return tenet_redirect(rec->ifindex);
 	}
 	return tenet_nvgre_encap(ctx, pkt, l3, gen, port, rec, vsid);

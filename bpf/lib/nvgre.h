@@ -46,6 +46,7 @@
 #include "lib/flow_hash.h"
 #include "lib/gen.h"
 #include "lib/l3.h"
+#include "lib/meter.h"
 #include "lib/parse.h"
 #include "lib/redirect.h"
 #include "lib/tables.h"
@@ -342,6 +343,8 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 		out.direction = TENET_DIR_TX;
 		tenet_count_port(&out);
 	}
+	/* Inbound stages of the destination port (ACL, meter, QoS): before delivery. */
+	tenet_meter(gen, dst->ifindex, TENET_DIR_TX, in.family, in.saddr, ctx->len);
 	return tenet_redirect(dst->ifindex);
 }
 

@@ -63,6 +63,8 @@ describe('python3-grpcio client', () => {
       `--grpc_python_out=${stubs}`,
       join(protoDir(), 'tenet/v1/policy.proto'),
       join(protoDir(), 'tenet/v1/api.proto'),
+      join(protoDir(), 'tenet/v1/acl.proto'),
+      join(protoDir(), 'tenet/v1/metering.proto'),
     ]);
     writeFileSync(join(stubs, 'client.py'), SCRIPT);
   });

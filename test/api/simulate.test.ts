@@ -572,6 +572,7 @@ describe('Simulate errors', () => {
       );
       expect(r.stdout).toMatch(/counters: rx vm-blue1 \(port blue-vm1\): 1 packet, 42 bytes/);
       expect(r.stdout).toMatch(/encap VSID 5001 \(blue-web\): 1 packet, 42 bytes/);
+      expect(r.stdout).toMatch(/meter blue-vm1 outbound class default: 1 packet, 42 bytes/);
 
       const json = await tenetctl(
         api.socketPath,

@@ -42,7 +42,12 @@ const HOSTS = ['hv1', 'hv2'] as const;
 type Host = (typeof HOSTS)[number];
 const RATE = 500;
 const MAX_STREAM_S = 60;
-const COUNTER_MAPS: readonly MapName[] = ['tenet_port_ctrs', 'tenet_vsid_ctrs', 'tenet_drop_ctrs'];
+const COUNTER_MAPS: readonly MapName[] = [
+  'tenet_port_ctrs',
+  'tenet_vsid_ctrs',
+  'tenet_drop_ctrs',
+  'tenet_meter_ctr',
+];
 
 const STREAMS: readonly StreamSpec[] = [
   {

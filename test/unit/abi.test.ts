@@ -405,6 +405,8 @@ describe('product objects', () => {
         'tenet_events',
         'tenet_gen',
         'tenet_local_pas',
+        'tenet_meter_cls',
+        'tenet_meter_ctr',
         'tenet_port_ctrs',
         'tenet_ports',
         'tenet_records',

@@ -27,6 +27,8 @@ import {
   type LocalPa,
   type Port,
   type LookupRecord,
+  type MeterClass,
+  type MeterKey,
   type RouteKey,
   type Route,
   type TableDef,
@@ -113,6 +115,18 @@ const localPaValue: fc.Arbitrary<LocalPa> = fc.record({
   mtu: fc.constantFrom(1500, 9000),
 });
 
+/** Meter prefixes nest like route prefixes, per port and direction. */
+const meterKey: fc.Arbitrary<MeterKey> = fc
+  .record({ route: routeKey, ifindex: fc.constantFrom(10, 11), direction: fc.constantFrom(0, 1) })
+  .map(({ route, ifindex, direction }) => ({
+    prefixlen: route.prefixlen,
+    ifindex,
+    direction,
+    family: 4,
+    addr: route.addr,
+  }));
+const meterValue: fc.Arbitrary<MeterClass> = fc.record({ class_id: fc.constantFrom(1, 2, 3) });
+
 const ARBS: { [T in TableName]: { key: fc.Arbitrary<KeyOf<T>>; value: fc.Arbitrary<ValueOf<T>> } } =
   {
     ports: { key: fc.integer({ min: 1, max: 5 }), value: portValue },
@@ -120,6 +134,7 @@ const ARBS: { [T in TableName]: { key: fc.Arbitrary<KeyOf<T>>; value: fc.Arbitra
     records: { key: caKey, value: recordValue },
     routes: { key: routeKey, value: routeValue },
     localPas: { key: fc.constantFrom(0xc6120001, 0xc6120002), value: localPaValue },
+    meterClasses: { key: meterKey, value: meterValue },
   };
 
 function tableArb<T extends TableName>(t: T) {
@@ -133,6 +148,7 @@ const compiledArb: fc.Arbitrary<CompiledTables> = fc
     records: tableArb('records'),
     routes: tableArb('routes'),
     localPas: tableArb('localPas'),
+    meterClasses: tableArb('meterClasses'),
   })
   .map(
     (r) =>
@@ -164,6 +180,10 @@ const rawStateArb = fc.record({
     localPas: fc.array(fc.record({ key: ARBS.localPas.key, entry: entryArb('localPas') }), {
       maxLength: 6,
     }),
+    meterClasses: fc.array(
+      fc.record({ key: ARBS.meterClasses.key, entry: entryArb('meterClasses') }),
+      { maxLength: 6 },
+    ),
   }),
 });
 
@@ -211,6 +231,22 @@ const QUERIES: RouteKey[] = [1, 2].flatMap((rdid) =>
   }),
 );
 
+/** Host addresses every LPM table is queried at, in its own key shape. */
+function lpmQueries(t: TableName): unknown[] {
+  if (t === 'routes') return QUERIES;
+  return QUERIES.flatMap((q) =>
+    [10, 11].flatMap((ifindex) =>
+      [0, 1].map((direction) => ({
+        prefixlen: 96,
+        ifindex,
+        direction,
+        family: 4,
+        addr: q.addr,
+      })),
+    ),
+  );
+}
+
 type View = Map<string, string>;
 
 /** Everything a packet reading generation g would get: `table/key -> value id | miss`. */
@@ -223,20 +259,20 @@ function readerView(mem: MemoryPolicyTables, g: Generation, keys: Map<TableName,
       row === undefined || (row.entry.live & liveBit(g)) === 0
         ? 'miss'
         : def.valueId(row.entry.v[g]);
-    if (t === 'routes') {
-      for (const q of QUERIES) {
+    if (def.lpm !== undefined) {
+      const lpm = def.lpm;
+      for (const q of lpmQueries(t)) {
         // The LPM trie: the longest prefix present, whatever its live bits.
         let best: InstalledRow<unknown, unknown> | undefined;
         for (const row of rows.values()) {
-          const k = row.key as RouteKey;
           if (
-            TABLES.routes.lpm!.covers(k, q) &&
-            (best === undefined || k.prefixlen > (best.key as RouteKey).prefixlen)
+            lpm.covers(row.key, q) &&
+            (best === undefined || lpm.prefixLength(row.key) > lpm.prefixLength(best.key))
           ) {
             best = row;
           }
         }
-        view.set(`routes/${TABLES.routes.keyId(q)}`, slot(best));
+        view.set(`${t}/${def.keyId(q)}`, slot(best));
       }
     } else {
       for (const id of keys.get(t) ?? []) view.set(`${t}/${id}`, slot(rows.get(id)));
@@ -251,22 +287,19 @@ function expectedView(desired: CompiledTables, keys: Map<TableName, Set<string>>
   for (const t of TABLE_NAMES) {
     const def = TABLES[t] as TableDef<unknown, unknown>;
     const rows = desired[t] as ReadonlyMap<string, { key: unknown; value: unknown }>;
-    if (t === 'routes') {
-      for (const q of QUERIES) {
+    if (def.lpm !== undefined) {
+      const lpm = def.lpm;
+      for (const q of lpmQueries(t)) {
         let best: { key: unknown; value: unknown } | undefined;
         for (const row of rows.values()) {
-          const k = row.key as RouteKey;
           if (
-            TABLES.routes.lpm!.covers(k, q) &&
-            (best === undefined || k.prefixlen > (best.key as RouteKey).prefixlen)
+            lpm.covers(row.key, q) &&
+            (best === undefined || lpm.prefixLength(row.key) > lpm.prefixLength(best.key))
           ) {
             best = row;
           }
         }
-        view.set(
-          `routes/${TABLES.routes.keyId(q)}`,
-          best === undefined ? 'miss' : def.valueId(best.value),
-        );
+        view.set(`${t}/${def.keyId(q)}`, best === undefined ? 'miss' : def.valueId(best.value));
       }
     } else {
       for (const id of keys.get(t) ?? []) {

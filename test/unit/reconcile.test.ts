@@ -76,9 +76,17 @@ describe('reconcile', () => {
       records: { added: 16, changed: 0, removed: 0 },
       localPas: { added: 1, changed: 0, removed: 0 },
       ports: { added: 2, changed: 0, removed: 0 },
+      meterClasses: { added: 0, changed: 0, removed: 0 },
     });
     expect(mem.activeGeneration).toBe(1);
-    expect(sizes(mem)).toEqual({ vsubnets: 3, routes: 8, records: 16, localPas: 1, ports: 2 });
+    expect(sizes(mem)).toEqual({
+      vsubnets: 3,
+      routes: 8,
+      records: 16,
+      localPas: 1,
+      ports: 2,
+      meterClasses: 0,
+    });
     for (const t of TABLE_NAMES) {
       for (const row of mem.rows(t).values()) expect(row.entry.live).toBe(3);
     }
@@ -128,6 +136,7 @@ describe('reconcile', () => {
       records: { added: 0, changed: 2, removed: 0 },
       localPas: zeroChanges,
       ports: { added: 1, changed: 0, removed: 0 },
+      meterClasses: zeroChanges,
     });
     expect(on1).toMatchObject({ flipped: true, staged: 3, settled: 3, deleted: 0 });
     const rec = [...hv1.rows('records').values()].find(
@@ -154,6 +163,7 @@ describe('reconcile', () => {
       vsubnets: empty('vsubnets'),
       records: empty('records'),
       localPas: empty('localPas'),
+      meterClasses: empty('meterClasses'),
       routes: rowsOf('routes', routes),
     });
     const settled = (c: CompiledTables): InstalledTables =>
@@ -272,7 +282,14 @@ describe('reconcile failures', () => {
     // vsubnets and routes had been staged before records failed: all undone.
     expect(now()).toBe(snapshot());
     expect(mem.activeGeneration).toBe(1);
-    expect(sizes(mem)).toEqual({ vsubnets: 3, routes: 8, records: 16, localPas: 1, ports: 2 });
+    expect(sizes(mem)).toEqual({
+      vsubnets: 3,
+      routes: 8,
+      records: 16,
+      localPas: 1,
+      ports: 2,
+      meterClasses: 0,
+    });
   });
 
   it('rolls back the whole batch when an implementation throws instead of reporting', async () => {
