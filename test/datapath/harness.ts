@@ -20,6 +20,7 @@ import {
 } from '../../agent/abi/generated.js';
 import { U32 } from '../../agent/abi/codec.js';
 import { BpfMap, PerCpuTypedMap, TypedMap, sumPerCpu } from '../../agent/bpf/index.js';
+import type { BpfProgram } from '../../agent/bpf/index.js';
 import type { CounterDeltas, Verdict } from '../../agent/model/index.js';
 import type { DatapathTables } from '../../agent/model/index.js';
 import { useObjects } from '../helpers/datapath.js';
@@ -74,6 +75,10 @@ export interface Datapath {
   runPort(frame: Uint8Array, opts?: RunOptions): RunResult;
   /** XDP on the physical NIC (the loopback device). */
   runXdp(frame: Uint8Array): RunResult;
+  /** Another XDP program (sharing these maps) run like runXdp; prog is closed afterwards. */
+  runXdpWith(prog: BpfProgram, frame: Uint8Array): RunResult;
+  /** A program of the loaded tenet_xdp object (a new fd: close it). */
+  xdpProgram(name: string): BpfProgram;
 }
 
 function openMap(pinRoot: string, name: MapName): BpfMap {
@@ -251,8 +256,13 @@ export function useDatapath(): Datapath {
         prog.close();
       }
     },
+    xdpProgram(name) {
+      return loaded.get('tenet_xdp').program(name);
+    },
     runXdp(frame) {
-      const prog = loaded.get('tenet_xdp').program('tenet_xdp_rx');
+      return this.runXdpWith(loaded.get('tenet_xdp').program('tenet_xdp_rx'), frame);
+    },
+    runXdpWith(prog, frame) {
       try {
         const before = snapshot();
         const r = prog.testRun({ data: frame, dataOutSize: frame.length + 512 });

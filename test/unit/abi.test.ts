@@ -362,7 +362,7 @@ describe('product objects', () => {
 
   it('have the expected programs in the expected sections', () => {
     const expected: Record<string, Record<string, string>> = {
-      'tenet_xdp.o': { tenet_xdp_rx: 'xdp' },
+      'tenet_xdp.o': { tenet_xdp_rx: 'xdp', tenet_xdp_cpu: 'xdp/cpumap' },
       'tenet_tc.o': { tenet_tc_rx: 'tc', tenet_tc_tx: 'tc' },
       'tenet_port.o': { tenet_port_ingress: 'tc' },
     };
@@ -384,21 +384,25 @@ describe('product objects', () => {
     for (const o of ['tenet_xdp.o', 'tenet_tc.o', 'tenet_port.o']) {
       const types = btfOf(product(o));
       const maps = mapsOf(types);
-      expect([...maps.keys()].sort(), o).toEqual([
-        'tenet_drop_ctrs',
-        'tenet_events',
-        'tenet_gen',
-        'tenet_local_pas',
-        'tenet_port_ctrs',
-        'tenet_ports',
-        'tenet_records',
-        'tenet_redir_dbg',
-        'tenet_routes',
-        'tenet_scratch',
-        'tenet_underlay',
-        'tenet_vsid_ctrs',
-        'tenet_vsubnets',
-      ]);
+      expect([...maps.keys()].sort(), o).toEqual(
+        [
+          'tenet_drop_ctrs',
+          'tenet_events',
+          'tenet_gen',
+          'tenet_local_pas',
+          'tenet_port_ctrs',
+          'tenet_ports',
+          'tenet_records',
+          'tenet_redir_dbg',
+          'tenet_routes',
+          'tenet_scratch',
+          'tenet_underlay',
+          'tenet_vsid_ctrs',
+          'tenet_vsubnets',
+          // Receive steering lives in the NIC's XDP object only.
+          ...(o === 'tenet_xdp.o' ? ['tenet_cpumap', 'tenet_steer', 'tenet_steer_cnt'] : []),
+        ].sort(),
+      );
       for (const [name, def] of maps) {
         const d = abi.Maps[name as abi.MapName];
         expect(d.objects).toContain(o.replace(/\.o$/, ''));
