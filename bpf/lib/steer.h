@@ -76,8 +76,8 @@ struct {
  * The per-CPU receive queues. Key: __u32 CPU. Value: struct tenet_cpumap_val, the kernel's
  * struct bpf_cpumap_val (queue size, fd of the cpumap program tenet_xdp_cpu). Written by the agent
  * for the CPUs its steering entries name; a CPU without an entry makes bpf_redirect_map() fail
- * and the frame run in place (counted as fallback). A cpumap because it is the kernel's way to move an XDP frame to another CPU's kthread
- * without building an skb first.
+ * and the frame run in place (counted as fallback). A cpumap because it is the kernel's way to
+ * move an XDP frame to another CPU's kthread without building an skb first.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_CPUMAP);
