@@ -37,6 +37,7 @@ const EMPTY: PolicyDocument = {
   lookupRecords: [],
   customerRoutes: [],
   portAcls: [],
+  portSteering: [],
 };
 
 /** JSON with object keys sorted: a canonical form to compare objects by. */

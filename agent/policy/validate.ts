@@ -16,6 +16,7 @@ import {
 } from './addr.js';
 import type { PolicyIssue } from './errors.js';
 import { validateAcls } from './validate-acl.js';
+import { validateSteering } from './validate-steering.js';
 import {
   gatewayMac,
   type PolicyDocument,
@@ -424,5 +425,6 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
   });
 
   issues.push(...validateAcls(doc));
+  issues.push(...validateSteering(doc));
   return issues;
 }
