@@ -44,6 +44,7 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { agentServiceHandlers, policyServiceHandlers, type ApiContext } from './service.js';
+import { steeringServiceHandlers } from './steering.js';
 import { PACKAGE, reflectionPackageDefinition, serviceDefinition, SERVICE_NAMES } from './proto.js';
 
 export const SOCKET_MODE = 0o660;
@@ -116,6 +117,10 @@ const denyAll: ServerInterceptor = (_method, call) =>
 function addServices(server: Server, ctx: ApiContext, health: HealthImplementation): void {
   server.addService(serviceDefinition('PolicyService'), policyServiceHandlers(ctx));
   server.addService(serviceDefinition('AgentService'), agentServiceHandlers(ctx));
+  server.addService(
+    serviceDefinition('SteeringService'),
+    steeringServiceHandlers(ctx, () => ctx.store.backend.steering?.()),
+  );
   health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition() as unknown as PackageDefinition).addToServer(
     server,

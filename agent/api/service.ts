@@ -75,7 +75,7 @@ function asApiError(ctx: ApiContext, method: string, e: unknown): ApiError {
 
 type UnaryFn = (req: Plain) => Promise<Plain> | Plain;
 
-function unary(ctx: ApiContext, method: string, fn: UnaryFn) {
+export function unary(ctx: ApiContext, method: string, fn: UnaryFn) {
   return (
     call: ServerUnaryCall<Plain | MalformedRequest, Plain>,
     callback: sendUnaryData<Plain>,
@@ -459,7 +459,7 @@ export function policyServiceHandlers(ctx: ApiContext): UntypedServiceImplementa
   };
 }
 
-async function commitChange(
+export async function commitChange(
   store: PolicyStore,
   method: string,
   change: (doc: PolicyDocument) => obj.Change,

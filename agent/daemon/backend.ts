@@ -26,6 +26,7 @@ import {
   type PolicyBackend,
 } from '../api/backend.js';
 import { ApiError, Code } from '../api/errors.js';
+import type { SteeringSource } from '../api/steering.js';
 import { compileForSimulation, type SimulationInput } from '../api/simulate.js';
 import type { HostFacts } from '../compiler/index.js';
 import type { TableName } from '../compiler/tables.js';
@@ -52,6 +53,8 @@ export interface HostAgentLike {
   /** The managed namespace's interfaces (what a compile sees). */
   readInterfaces(): Promise<HostFacts>;
   stop(): Promise<void>;
+  /** Receive steering (absent when the datapath has none). */
+  readonly steering?: SteeringSource | undefined;
 }
 
 export interface HostAgentModule {
@@ -116,6 +119,10 @@ export class HostBackend implements PolicyBackend {
     });
     if (this.config.datapath.dropEvents) this.events = await import('../datapath/events.js');
     return { installed: await this.agent.hasInstalledPolicy() };
+  }
+
+  steering(): SteeringSource | undefined {
+    return this.agent?.steering;
   }
 
   async apply(policy: Policy, { dryRun }: { dryRun: boolean }): Promise<BackendApplyResult> {
