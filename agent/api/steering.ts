@@ -22,6 +22,8 @@ import { commitChange, unary, type ApiContext } from './service.js';
 export interface SteeringSource {
   status(): SteeringStatus;
   counters(ifindex: number): SteeringCpuCounters[];
+  portCpuPackets(): Array<{ port: string; direction: 'rx' | 'tx'; cpu: number; packets: bigint }>;
+  readonly moves: number;
 }
 
 function findSteering(doc: PolicyDocument, port: string): number {

@@ -22,6 +22,7 @@ import { parseDocument, stringify } from 'yaml';
 import { DEFAULT_SOCKET, fieldViolations, TenetClient } from '../api/client.js';
 import { methodInfo, toProtoJson, type Plain, type ServiceName } from '../api/proto.js';
 import { decodePcap, LINKTYPE_ETHERNET } from '../packet/pcap.js';
+import { steeringCommand, type CliKit } from './steering.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -916,6 +917,16 @@ export function buildProgram(): Command {
   ).action(action(apply));
 
   simulateCommand(program);
+  program.addCommand(
+    steeringCommand({
+      action,
+      call,
+      withGlobals,
+      globals,
+      table,
+      usage: (m: string) => new UsageError(m),
+    } satisfies CliKit<Globals>),
+  );
 
   withGlobals(program.command('status').description('agent status')).action(
     action(async (_o: unknown, c: Command) => {

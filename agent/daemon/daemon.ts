@@ -12,6 +12,7 @@ import { ApiServer } from '../api/server.js';
 import { PolicyStore } from '../api/store.js';
 import type { PolicyBackend } from '../api/backend.js';
 import { TenetMetrics } from '../metrics/metrics.js';
+import { registerSteeringMetrics } from '../metrics/steering.js';
 import { serveMetrics, type MetricsServer } from '../metrics/server.js';
 import { createBackend } from './backend.js';
 import type { Config } from './config.js';
@@ -105,6 +106,7 @@ export class Daemon {
       }),
     );
     ref.metrics = metrics;
+    registerSteeringMetrics(metrics.registry, () => backend.steering?.());
     const m = metrics;
     const api = new ApiServer({
       socketPath: config.socket.path,

@@ -388,6 +388,28 @@ export class SteeringController {
     };
   }
 
+  /**
+   * Packets of every VM port of the host per CPU and direction (rx: from the VM, tx: to the VM),
+   * from the per-CPU port counters; CPUs with nothing are left out.
+   */
+  portCpuPackets(): Array<{
+    port: string;
+    direction: 'rx' | 'tx';
+    cpu: number;
+    packets: bigint;
+  }> {
+    const out: Array<{ port: string; direction: 'rx' | 'tx'; cpu: number; packets: bigint }> = [];
+    for (const [port, ifindex] of [...this.vmPorts].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      for (const direction of ['rx', 'tx'] as const) {
+        const v = this.portCtrs.get({ ifindex, direction: direction === 'rx' ? 0 : DIR_TX });
+        (v ?? []).forEach((x, cpu) => {
+          if (x.packets > 0n) out.push({ port, direction, cpu, packets: x.packets });
+        });
+      }
+    }
+    return out;
+  }
+
   /** Per-CPU counters of one port (delivery from the port counters, steering's own). */
   counters(ifindex: number): SteeringCpuCounters[] {
     return readSteeringCounters(this.portCtrs, this.steerCtrs, ifindex);
