@@ -45,7 +45,7 @@ _Static_assert(sizeof(struct tenet_steer_entry) == 40, "struct tenet_steer_entry
  */
 struct tenet_steer_counters {
 	__u64 steered;	/* frames handed to another CPU's cpumap queue */
-	__u64 local;	/* the chosen CPU was the receiving one: pipeline ran in place */
+	__u64 local;	/* queued to the receiving CPU itself (the chosen one), for order */
 	__u64 fallback; /* the chosen CPU has no cpumap queue: pipeline ran in place, here */
 	__u64 pipeline; /* frames whose pipeline the cpumap program ran on this CPU */
 };

@@ -5,8 +5,9 @@
  * key, inner addresses and ports, the destination's lookup record), pick the port's CPU and hand
  * the frame to that CPU's cpumap queue; the cpumap program (tenet_xdp_cpu) then runs the whole
  * receive pipeline there. Steering never drops: a frame it cannot classify, for a port without an
- * entry, for the CPU it is already on, or for a CPU without a cpumap queue goes through the
- * pipeline in place, which validates it in full and drops it with a reason where it must.
+ * entry, or for a CPU without a cpumap queue goes through the pipeline in place, which validates
+ * it in full and drops it with a reason where it must. A frame for the CPU it is already on is
+ * queued too, so that the frames of a flow all pass through one queue and stay in order.
  *
  * The CPU of a spread (vRSS) port is cpus[hash % ncpus] with
  *   h = 0x811c9dc5; for each word w of: seed, saddr (1 or 4 words), daddr (1 or 4), ports, proto:
@@ -254,20 +255,25 @@ static __always_inline int tenet_steer_rx(struct tenet_ctx *ctx, const struct te
 		return 0;
 	cpu = tenet_steer_pick(e, &f);
 	c = tenet_steer_counters(f.ifindex);
-	if (cpu == bpf_get_smp_processor_id()) {
-		if (c)
-			c->local++;
-		return 0;
-	}
-	/* XDP_PASS when the CPU has no queue: then the pipeline runs here. */
+	/*
+	 * Queued even when the chosen CPU is this one: running it in place would let it overtake
+	 * frames of the same flow that another CPU received a moment ago and that still wait in
+	 * this CPU's queue (a single-queue NIC, or an RSS change, moves a flow between receiving
+	 * CPUs). Through the one queue of the chosen CPU a flow's frames stay in order. XDP_PASS
+	 * when the CPU has no queue: then the pipeline runs here.
+	 */
 	ret = bpf_redirect_map(&TENET_MAP_CPUMAP, cpu, XDP_PASS);
 	if (ret != XDP_REDIRECT) {
 		if (c)
 			c->fallback++;
 		return 0;
 	}
-	if (c)
-		c->steered++;
+	if (c) {
+		if (cpu == bpf_get_smp_processor_id())
+			c->local++;
+		else
+			c->steered++;
+	}
 	d = bpf_map_lookup_elem(&TENET_MAP_REDIRECT_DEBUG, &zero);
 	if (d) {
 		d->ifindex = cpu;
