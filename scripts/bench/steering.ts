@@ -45,6 +45,8 @@ type Port = keyof typeof PORT_IF;
 
 interface Trial {
   config: 'one-cpu' | 'steered';
+  /** share: both VMs get the same fixed rate; max: each sender as fast as it can. */
+  kind: 'share' | 'max';
   seconds: number;
   /** Frames delivered by each CPU (both ports), from the per-CPU port counters. */
   deliveredPerCpu: number[];
@@ -52,7 +54,12 @@ interface Trial {
   /** Frames the two VMs' eth0 received, per second. */
   receivedPps: number;
   sent: number;
+  /** Drop and error counters of the receive path's veths that grew during the trial. */
+  lost: Record<string, number>;
 }
+
+/** Datagrams per second each VM gets in the share trials (equal load). */
+const SHARE_RATE = 20_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -103,6 +110,30 @@ export const steeringSection: Section = async (opts: SectionOptions): Promise<Se
       }
       return n;
     };
+    /** Non-zero drop and error counters of the veths on the receive path (ethtool -S). */
+    const losses = async (): Promise<Map<string, number>> => {
+      const out = new Map<string, number>();
+      const where: Array<[Netns, string, string]> = [
+        [topo.host('hv1').ns, 'eth0', 'hv1/eth0'],
+        [topo.host('hv1').ns, 'vm-blue1', 'hv1/vm-blue1'],
+        [topo.host('hv1').ns, 'vm-red1', 'hv1/vm-red1'],
+        [vm('blue-vm1'), 'eth0', 'blue-vm1/eth0'],
+        [vm('red-vm1'), 'eth0', 'red-vm1/eth0'],
+      ];
+      for (const [ns, dev, label] of where) {
+        const r = await ns.exec(['ethtool', '-S', dev]);
+        for (const line of r.stdout.split('\n')) {
+          const m = /^\s*(\S*(?:drop|err|full)\S*):\s*(\d+)/.exec(line);
+          if (m && Number(m[2]) > 0)
+            out.set(`${label}:${m[1]}`, (out.get(`${label}:${m[1]}`) ?? 0) + Number(m[2]));
+        }
+      }
+      return out;
+    };
+    const lossDelta = (a: Map<string, number>, b: Map<string, number>): Record<string, number> =>
+      Object.fromEntries(
+        [...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const).filter(([, v]) => v > 0),
+      );
     const send = (
       from: string,
       o: {
@@ -143,36 +174,45 @@ export const steeringSection: Section = async (opts: SectionOptions): Promise<Se
       const order = (rep % 2 === 0 ? ['one-cpu', 'steered'] : ['steered', 'one-cpu']) as Array<
         keyof typeof configs
       >;
-      for (const config of order) {
+      for (const [config, kind] of order.flatMap((c) =>
+        (['share', 'max'] as const).map((k) => [c, k] as const),
+      )) {
+        const rate = kind === 'share' ? SHARE_RATE : 0;
         await hv1.applyPolicy(configs[config]);
         await sleep(200);
         const d0 = delivered();
         const r0 = await vmRx();
+        const l0 = await losses();
         const runs = await Promise.all([
-          send('blue-vm2', { sport: 43000, flows: 4, secs: seconds, rate: 0, migrate: 0, cpu: 0 }),
-          send('red-vm2', { sport: 43100, flows: 4, secs: seconds, rate: 0, migrate: 0, cpu: 0 }),
+          send('blue-vm2', { sport: 43000, flows: 4, secs: seconds, rate, migrate: 0, cpu: 0 }),
+          send('red-vm2', { sport: 43100, flows: 4, secs: seconds, rate, migrate: 0, cpu: 0 }),
         ]);
         await sleep(300);
         const d1 = delivered();
         const r1 = await vmRx();
+        const lost = lossDelta(l0, await losses());
         const per = d1.map((x, i) => x - d0[i]!);
         const total = per[0]! + per[1]!;
         const t: Trial = {
           config,
+          kind,
           seconds,
           deliveredPerCpu: per,
           cpu0Share: total === 0 ? 0 : per[0]! / total,
           receivedPps: (r1 - r0) / seconds,
           sent: runs.reduce((a, r) => a + (JSON.parse(r.stdout) as { sent: number }).sent, 0),
+          lost,
         };
         trials.push(t);
         opts.log(
-          `${config}: CPU0 share ${(t.cpu0Share * 100).toFixed(1)}% ` +
-            `(delivered ${per.join(' / ')}), VMs received ${Math.round(t.receivedPps)} pps, sent ${t.sent}`,
+          `${config} ${kind}: CPU0 share ${(t.cpu0Share * 100).toFixed(1)}% ` +
+            `(delivered ${per.join(' / ')}), VMs received ${Math.round(t.receivedPps)} pps, ` +
+            `sent ${t.sent}, lost ${JSON.stringify(lost)}`,
         );
       }
     }
-    const of = (c: Trial['config']) => trials.filter((t) => t.config === c);
+    const of = (c: Trial['config'], k: Trial['kind'] = 'max') =>
+      trials.filter((t) => t.config === c && t.kind === k);
     const ratios: number[] = [];
     for (let i = 0; i < reps; i++) {
       const a = of('one-cpu')[i]!;
@@ -180,7 +220,7 @@ export const steeringSection: Section = async (opts: SectionOptions): Promise<Se
       ratios.push(b.receivedPps / a.receivedPps);
     }
     const share = (c: Trial['config']) =>
-      summarize(of(c).map((t) => +(t.cpu0Share * 100).toFixed(1)));
+      summarize(of(c, 'share').map((t) => +(t.cpu0Share * 100).toFixed(1)));
     const steeredShare = share('steered');
     const withinTarget = steeredShare.median >= 40 && steeredShare.median <= 60;
 
@@ -250,7 +290,7 @@ export const steeringSection: Section = async (opts: SectionOptions): Promise<Se
     const figures: BenchFigure[] = [
       {
         key: 'steering.two_vms.cpu0_share_steered.percent',
-        label: 'pipeline work on CPU 0, two VMs, steered (VMQ: one VM per CPU)',
+        label: `pipeline work on CPU 0, two VMs at ${SHARE_RATE} pps each, steered (VMQ: one VM per CPU)`,
         unit: '%',
         value: steeredShare,
         target: 'within 60/40',
@@ -258,7 +298,7 @@ export const steeringSection: Section = async (opts: SectionOptions): Promise<Se
       },
       {
         key: 'steering.two_vms.cpu0_share_unsteered.percent',
-        label: 'pipeline work on CPU 0, two VMs, no steering (all received on CPU 0)',
+        label: `pipeline work on CPU 0, two VMs at ${SHARE_RATE} pps each, no steering (all received on CPU 0)`,
         unit: '%',
         value: share('one-cpu'),
       },
