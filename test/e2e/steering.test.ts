@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fnv1a32 } from '../../agent/compiler/index.js';
+import { xdpQuery } from '../../agent/bpf/index.js';
 import { HostAgent } from '../../agent/host/index.js';
 import { recordingLogger, type LogRecord } from '../../agent/host/log.js';
 import { steerCpu } from '../../agent/model/index.js';
@@ -209,4 +210,31 @@ describePrivileged('receive steering end to end (demo lab)', () => {
     expect(d[1]!.delivered, JSON.stringify(d)).toBeGreaterThanOrEqual(30);
     expect(d[0]!.delivered, JSON.stringify(d)).toBe(0);
   }, 40_000);
+
+  it('works the same with XDP in generic (skb) mode, as on a NIC without driver XDP', async () => {
+    // Reattach hv1's programs in generic mode: a new agent on the same pins.
+    await hv1.teardown();
+    hv1 = await HostAgent.start({
+      hostName: 'hv1',
+      pinRoot: join(ref.value.bpffs, 'hv1'),
+      netns: topo().host('hv1').ns.path,
+      xdpMode: 'generic',
+    });
+    await hv1.applyPolicy(withSteering([{ port: 'blue-vm1', mode: 'fixed', cpus: [1] }]));
+    expect(xdpQuery({ ifname: 'eth0', netns: topo().host('hv1').ns.path }).mode).toBe('generic');
+    const before = counters('blue-vm1');
+    await udpSend(vm('blue-vm2'), {
+      cpu: 0,
+      dst: BLUE1_CA,
+      sport: 42100,
+      dport: 9,
+      n: 50,
+      gapMs: 2,
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const d = delta(before, counters('blue-vm1'));
+    expect(d[1]!.delivered, JSON.stringify(d)).toBeGreaterThanOrEqual(50);
+    expect(d[0]!.delivered, JSON.stringify(d)).toBe(0);
+    expect(d[0]!.steered, JSON.stringify(d)).toBeGreaterThanOrEqual(50);
+  }, 30_000);
 });
