@@ -27,6 +27,7 @@ import {
 } from '../api/backend.js';
 import { ApiError, Code } from '../api/errors.js';
 import type { SteeringSource } from '../api/steering.js';
+import { steeringOptions } from '../steering/config.js';
 import { compileForSimulation, type SimulationInput } from '../api/simulate.js';
 import type { HostFacts } from '../compiler/index.js';
 import type { TableName } from '../compiler/tables.js';
@@ -65,6 +66,7 @@ export interface HostAgentModule {
       netns?: string;
       logger?: BackendLogger;
       dropEvents?: boolean;
+      steering?: ReturnType<typeof steeringOptions>;
     }): Promise<HostAgentLike>;
   };
 }
@@ -116,6 +118,7 @@ export class HostBackend implements PolicyBackend {
       ...(this.config.datapath.netns === undefined ? {} : { netns: this.config.datapath.netns }),
       logger: this.log,
       dropEvents: this.config.datapath.dropEvents,
+      steering: steeringOptions(this.config.datapath.steering),
     });
     if (this.config.datapath.dropEvents) this.events = await import('../datapath/events.js');
     return { installed: await this.agent.hasInstalledPolicy() };

@@ -18,6 +18,8 @@
 //     netns: /run/netns/NAME            # host backend: manage another network namespace
 //     dropEvents: false                 # host backend: load the programs with drop events on
 //                                       # (tenet_cfg_drop_events), for Watch's datapath events
+//     steering: { capacityPps: 1000000, high: 0.8, low: 0.5 }  # host backend: dynamic steering
+//                                       # (agent/steering/config.ts)
 //     interfaces: { eth0: { ifindex: 2, mac: '02:00:00:00:00:01', mtu: 1500 } }  # memory only
 //     underlay: { 198.18.0.2: '02:00:00:00:00:02' }  # memory only: next-hop MAC per remote PA
 
@@ -28,6 +30,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { TENET_PIN_ROOT } from '../abi/generated.js';
 import { formatPath } from '../policy/errors.js';
+import { steeringConfig } from '../steering/config.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -97,6 +100,7 @@ export const configSchema = z.strictObject({
       backend: z.enum(['host', 'memory']).default('host'),
       netns: absPath.optional(),
       dropEvents: z.boolean().default(false),
+      steering: steeringConfig.optional(),
       interfaces: z.record(z.string(), interfaceFacts).default({}),
       underlay: z
         .record(

@@ -182,3 +182,17 @@ describe('initialCpu', () => {
     expect(() => initialCpu([], new Map(), new Map())).toThrow(/no candidate/);
   });
 });
+
+describe('tenetd datapath.steering settings', () => {
+  it('pass through to the agent and refuse inverted watermarks', async () => {
+    const { steeringConfig, steeringOptions } = await import('../../agent/steering/config.js');
+    expect(steeringOptions(steeringConfig.parse({ intervalMs: 500, capacityPps: 2e5 }))).toEqual({
+      intervalMs: 500,
+      balance: { capacityPps: 2e5 },
+    });
+    expect(steeringOptions(undefined)).toEqual({});
+    const bad = steeringConfig.safeParse({ high: 0.5, low: 0.6 });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]?.path).toEqual(['low']);
+  });
+});
