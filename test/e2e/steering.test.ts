@@ -38,9 +38,12 @@ function udpSend(
     'import socket, time',
     's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
     `s.bind(("", ${o.sport}))`,
+    't0 = time.monotonic()',
     `for i in range(${o.n}):`,
+    // An absolute schedule: the rate holds even when a busy machine delays single sleeps.
+    `    d = t0 + i * ${o.gapMs / 1000} - time.monotonic()`,
+    '    if d > 0: time.sleep(d)',
     `    s.sendto(i.to_bytes(4, "big") + b"x" * 60, ("${o.dst}", ${o.dport}))`,
-    `    time.sleep(${o.gapMs / 1000})`,
   ].join('\n');
   return ns.execOk(['taskset', '-c', String(o.cpu), 'python3', '-c', py], {
     timeoutMs: 30_000,
@@ -181,10 +184,11 @@ describePrivileged('receive steering end to end (demo lab)', () => {
     ]);
     const movesBefore = hv1.steering!.moves;
     log.records.length = 0;
-    // ~130 pps to each port for ~6 s: CPU 0 carries ~260 pps, above 0.8 * 200.
+    // 125 pps to each port for 6 s: CPU 0 carries 250 pps, above 0.8 * 200 = 160, and one
+    // port alone (125) fits under it on CPU 1, so exactly one move relieves CPU 0.
     const load = [
-      udpSend(vm('blue-vm2'), { cpu: 0, dst: BLUE1_CA, sport: 42000, dport: 9, n: 800, gapMs: 7 }),
-      udpSend(vm('red-vm2'), { cpu: 1, dst: BLUE1_CA, sport: 42001, dport: 9, n: 800, gapMs: 7 }),
+      udpSend(vm('blue-vm2'), { cpu: 0, dst: BLUE1_CA, sport: 42000, dport: 9, n: 750, gapMs: 8 }),
+      udpSend(vm('red-vm2'), { cpu: 1, dst: BLUE1_CA, sport: 42001, dport: 9, n: 750, gapMs: 8 }),
     ];
     await Promise.all(load);
     const moves: LogRecord[] = log.records.filter((r) => r.message.startsWith('steering: moved'));
