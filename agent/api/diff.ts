@@ -1,7 +1,7 @@
 // The difference between two policy documents, per object kind, by the objects' identities:
 // provider addresses by address, routing domains and ports by name, virtual subnets by VSID,
-// lookup records as `vsid/ca`, customer routes as `routing-domain/prefix`. Documents are
-// validated (canonical text), so equal objects serialise equally.
+// lookup records as `vsid/ca`, customer routes as `routing-domain/prefix`, port steering by port.
+// Documents are validated (canonical text), so equal objects serialise equally.
 
 import type { PolicyDocument } from '../policy/index.js';
 
@@ -12,6 +12,7 @@ export const KINDS = [
   'ports',
   'lookupRecords',
   'customerRoutes',
+  'portSteering',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -75,6 +76,9 @@ export function objectsByKey(doc: PolicyDocument, kind: Kind): Map<string, strin
       break;
     case 'customerRoutes':
       for (const o of doc.customerRoutes) out.set(`${o.routingDomain}/${o.prefix}`, stableJson(o));
+      break;
+    case 'portSteering':
+      for (const o of doc.portSteering ?? []) out.set(o.port, stableJson(o));
       break;
   }
   return out;

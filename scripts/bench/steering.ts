@@ -380,3 +380,5 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
     process.exit(1);
   });
 }
+
+export default steeringSection;

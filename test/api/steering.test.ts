@@ -101,9 +101,15 @@ describePrivileged('steering through tenetd, tenetctl and metrics', () => {
   });
 
   it('tenetctl steering set / list / clear', async () => {
+    const v0 = BigInt((await client.agent('GetStatus')).policyVersion as string);
     const set = await tenetctl('steering', 'set', 'blue-vm1', '--mode', 'fixed', '--cpus', '1');
     expect(set.code, set.stderr).toBe(0);
-    expect(set.stdout).toMatch(/blue-vm1: fixed 1/);
+    // A policy change like any other: a new version (so it is persisted and diffed).
+    expect(set.stdout).toContain(`blue-vm1: fixed 1 (policy version ${v0 + 1n})`);
+    const again = await client.call('SteeringService', 'SetPortSteering', {
+      steering: { port: 'blue-vm1', mode: 'fixed', cpus: [1] },
+    });
+    expect(again.version).toBe(String(v0 + 1n)); // the same again changes nothing
     const spread = await tenetctl(
       'steering',
       'set',
