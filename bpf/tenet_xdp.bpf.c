@@ -5,7 +5,11 @@
  * NVGRE (IPv4 protocol 47) addressed to a live local PA is validated and decapsulated (lib/nvgre.h)
  * and its inner frame redirected to the destination VM's port, counted as tx there and in the
  * VSID's decap counters; everything else goes on to the kernel stack untouched. The
- * provider-address ACL and CPU steering will come here, after validation.
+ * provider-address ACL will come here, after validation.
+ *
+ * Receive steering (lib/steer.h): an NVGRE frame for a VM port with a steering entry is handed,
+ * right after parsing, to the cpumap queue of the CPU chosen for the port, and tenet_xdp_cpu runs
+ * the rest of the pipeline (validation, decapsulation, inbound policy, delivery) on that CPU.
  *
  * Delivery needs the VM port to accept XDP-redirected frames: a veth only receives XDP_REDIRECT
  * frames when its peer (the VM side) has an XDP program attached or GRO enabled, so the agent and
@@ -23,6 +27,8 @@
 #include "lib/gen.h"
 #include "lib/nvgre.h"
 #include "lib/parse.h"
+#include "lib/steer.h"
+#include "lib/steer_cpu.h"
 #include "lib/tables.h"
 
 SEC("xdp")
@@ -39,12 +45,23 @@ int tenet_xdp_rx(struct xdp_md *xdp)
 	if (ret < 0)
 		return tenet_drop(&ctx, ret);
 
+	ret = tenet_steer_rx(&ctx, &pkt, tenet_gen_active());
+	if (ret > 0)
+		return ret;
+
 	ret = tenet_nvgre_decap(&ctx, &pkt, tenet_gen_active());
 	if (ret < 0)
 		return tenet_drop(&ctx, ret);
 	if (ret > 0)
 		return ret;
 	return tenet_ctx_verdict_pass(&ctx);
+}
+
+/* The cpumap program: the rest of the pipeline of a frame steered to this CPU (lib/steer_cpu.h). */
+SEC("xdp/cpumap")
+int tenet_xdp_cpu(struct xdp_md *xdp)
+{
+	return tenet_steer_cpu_run(xdp);
 }
 
 char LICENSE[] SEC("license") = "GPL";

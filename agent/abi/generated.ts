@@ -328,6 +328,21 @@ export const RouteFlagsByValue: Readonly<Record<number, RouteFlagsName>> = {
   2: 'gateway',
 };
 
+/** enum tenet_steer_mode. */
+export const SteerMode = {
+  none: 0, // TENET_STEER_NONE
+  fixed: 1, // TENET_STEER_FIXED
+  spread: 2, // TENET_STEER_SPREAD
+} as const;
+export type SteerModeName = keyof typeof SteerMode;
+export type SteerMode = (typeof SteerMode)[SteerModeName];
+/** Name of each value (the first, where names share a value). */
+export const SteerModeByValue: Readonly<Record<number, SteerModeName>> = {
+  0: 'none',
+  1: 'fixed',
+  2: 'spread',
+};
+
 /** struct tenet_acl_bits: 1304 bytes. */
 export interface AclBits {
   /** __u64[3] at 0 */
@@ -929,6 +944,36 @@ export const CounterCodec: StructCodec<Counter> = defineStruct<Counter>({
     return {
       packets: getU64(v, o),
       bytes: getU64(v, o + 8),
+    };
+  },
+});
+
+/** struct tenet_cpumap_val: 8 bytes. */
+export interface CpumapVal {
+  /** __u32 at 0 */
+  qsize: number;
+  /** __u32 at 4 */
+  prog: number;
+}
+
+export const CPUMAP_VAL_SIZE = 8;
+
+export const CpumapValLayout = {
+  qsize: { offset: 0, size: 4 },
+  prog: { offset: 4, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const CpumapValCodec: StructCodec<CpumapVal> = defineStruct<CpumapVal>({
+  name: 'tenet_cpumap_val',
+  size: 8,
+  write(v, o, x) {
+    putU32(v, o, x.qsize, 'tenet_cpumap_val.qsize');
+    putU32(v, o + 4, x.prog, 'tenet_cpumap_val.prog');
+  },
+  read(v, o) {
+    return {
+      qsize: getU32(v, o),
+      prog: getU32(v, o + 4),
     };
   },
 });
@@ -1588,6 +1633,88 @@ export const ScratchCodec: StructCodec<Scratch> = defineStruct<Scratch>({
   },
 });
 
+/** struct tenet_steer_counters: 32 bytes. */
+export interface SteerCounters {
+  /** __u64 at 0 */
+  steered: bigint;
+  /** __u64 at 8 */
+  local: bigint;
+  /** __u64 at 16 */
+  fallback: bigint;
+  /** __u64 at 24 */
+  pipeline: bigint;
+}
+
+export const STEER_COUNTERS_SIZE = 32;
+
+export const SteerCountersLayout = {
+  steered: { offset: 0, size: 8 },
+  local: { offset: 8, size: 8 },
+  fallback: { offset: 16, size: 8 },
+  pipeline: { offset: 24, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const SteerCountersCodec: StructCodec<SteerCounters> = defineStruct<SteerCounters>({
+  name: 'tenet_steer_counters',
+  size: 32,
+  write(v, o, x) {
+    putU64(v, o, x.steered, 'tenet_steer_counters.steered');
+    putU64(v, o + 8, x.local, 'tenet_steer_counters.local');
+    putU64(v, o + 16, x.fallback, 'tenet_steer_counters.fallback');
+    putU64(v, o + 24, x.pipeline, 'tenet_steer_counters.pipeline');
+  },
+  read(v, o) {
+    return {
+      steered: getU64(v, o),
+      local: getU64(v, o + 8),
+      fallback: getU64(v, o + 16),
+      pipeline: getU64(v, o + 24),
+    };
+  },
+});
+
+/** struct tenet_steer_entry: 40 bytes. */
+export interface SteerEntry {
+  /** __u8 at 0 */
+  mode: number;
+  /** __u8 at 1 */
+  ncpus: number;
+  /** __u32 at 4 */
+  seed: number;
+  /** __u16[16] at 8 */
+  cpus: number[];
+}
+
+export const STEER_ENTRY_SIZE = 40;
+
+export const SteerEntryLayout = {
+  mode: { offset: 0, size: 1 },
+  ncpus: { offset: 1, size: 1 },
+  pad: { offset: 2, size: 2 },
+  seed: { offset: 4, size: 4 },
+  cpus: { offset: 8, size: 32 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const SteerEntryCodec: StructCodec<SteerEntry> = defineStruct<SteerEntry>({
+  name: 'tenet_steer_entry',
+  size: 40,
+  write(v, o, x) {
+    putU8(v, o, x.mode, 'tenet_steer_entry.mode');
+    putU8(v, o + 1, x.ncpus, 'tenet_steer_entry.ncpus');
+    putZero(v, o + 2, 2);
+    putU32(v, o + 4, x.seed, 'tenet_steer_entry.seed');
+    putArray(v, o + 8, 16, 2, x.cpus, 'tenet_steer_entry.cpus', putU16);
+  },
+  read(v, o) {
+    return {
+      mode: getU8(v, o),
+      ncpus: getU8(v, o + 1),
+      seed: getU32(v, o + 4),
+      cpus: getArray(v, o + 8, 16, 2, getU16),
+    };
+  },
+});
+
 /** struct tenet_underlay_nh: 8 bytes. */
 export interface UnderlayNh {
   /** __u8[6] at 0 */
@@ -1854,6 +1981,21 @@ export const Maps = {
     inner: null,
     objects: ['tenet_port', 'tenet_xdp'],
   } satisfies MapDescriptor<number, Counter>,
+  tenet_cpumap: {
+    name: 'tenet_cpumap',
+    type: 'cpumap',
+    typeId: 16,
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 256,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: CpumapValCodec,
+    inner: null,
+    objects: ['tenet_xdp'],
+  } satisfies MapDescriptor<number, CpumapVal>,
   tenet_drop_ctrs: {
     name: 'tenet_drop_ctrs',
     type: 'percpu_array',
@@ -2034,6 +2176,36 @@ export const Maps = {
     inner: null,
     objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
   } satisfies MapDescriptor<number, Scratch>,
+  tenet_steer: {
+    name: 'tenet_steer',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 40,
+    maxEntries: 1024,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: SteerEntryCodec,
+    inner: null,
+    objects: ['tenet_xdp'],
+  } satisfies MapDescriptor<number, SteerEntry>,
+  tenet_steer_cnt: {
+    name: 'tenet_steer_cnt',
+    type: 'percpu_hash',
+    typeId: 5,
+    keySize: 4,
+    valueSize: 32,
+    maxEntries: 1024,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: U32,
+    value: SteerCountersCodec,
+    inner: null,
+    objects: ['tenet_xdp'],
+  } satisfies MapDescriptor<number, SteerCounters>,
   tenet_underlay: {
     name: 'tenet_underlay',
     type: 'hash',
@@ -2122,9 +2294,10 @@ export const Objects = {
   tenet_xdp: {
     file: 'tenet_xdp.o',
     programs: {
+      tenet_xdp_cpu: { name: 'tenet_xdp_cpu', section: 'xdp/cpumap' },
       tenet_xdp_rx: { name: 'tenet_xdp_rx', section: 'xdp' },
     },
-    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_cpumap', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_steer', 'tenet_steer_cnt', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -2134,7 +2307,7 @@ export const Objects = {
         default: 0,
       },
     },
-    rodataSize: 60,
+    rodataSize: 64,
   },
 } as const satisfies Record<string, ObjectDescriptor>;
 export type ObjectName = keyof typeof Objects;

@@ -13,6 +13,7 @@
 // applied with a warning. A backend must leave the datapath as it was when apply() rejects.
 
 import { CompileError, compile, type HostFacts } from '../compiler/index.js';
+import type { SteeringSource } from './steering.js';
 import type { TableName } from '../compiler/tables.js';
 import { TABLES, TABLE_NAMES } from '../compiler/tables.js';
 import { Maps, TENET_ABI_VERSION, type UnderlayNh } from '../abi/generated.js';
@@ -133,6 +134,8 @@ export interface PolicyBackend {
    * (FAILED_PRECONDITION) when this datapath produces none; absent: the backend has no events.
    */
   watchDatapath?(listener: (e: DatapathEventSample) => void): () => void;
+  /** Receive steering's state and counters (agent/api/steering.ts); absent: no steering. */
+  steering?(): SteeringSource | undefined;
 }
 
 const CODE_FULL = new Set(['E2BIG', 'ENOSPC', 'ENOMEM']);

@@ -1,7 +1,7 @@
 // The difference between two policy documents, per object kind, by the objects' identities:
 // provider addresses by address, routing domains and ports by name, virtual subnets by VSID,
-// lookup records as `vsid/ca`, customer routes as `routing-domain/prefix`. Documents are
-// validated (canonical text), so equal objects serialise equally.
+// lookup records as `vsid/ca`, customer routes as `routing-domain/prefix`, port steering by port.
+// Documents are validated (canonical text), so equal objects serialise equally.
 
 import type { PolicyDocument } from '../policy/index.js';
 
@@ -13,6 +13,7 @@ export const KINDS = [
   'lookupRecords',
   'customerRoutes',
   'portAcls',
+  'portSteering',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -38,6 +39,7 @@ const EMPTY: PolicyDocument = {
   lookupRecords: [],
   customerRoutes: [],
   portAcls: [],
+  portSteering: [],
 };
 
 /** JSON with object keys sorted: a canonical form to compare objects by. */
@@ -78,6 +80,9 @@ export function objectsByKey(doc: PolicyDocument, kind: Kind): Map<string, strin
       break;
     case 'portAcls':
       for (const o of doc.portAcls) out.set(o.port, stableJson(o));
+      break;
+    case 'portSteering':
+      for (const o of doc.portSteering ?? []) out.set(o.port, stableJson(o));
       break;
   }
   return out;

@@ -25,12 +25,14 @@ export const PROTO_FILES = [
   'tenet/v1/api.proto',
   'tenet/v1/acl.proto',
   'tenet/v1/metering.proto',
+  'tenet/v1/steering.proto',
 ] as const;
 export const SERVICE_NAMES = [
   'PolicyService',
   'AgentService',
   'AclService',
   'MeteringService',
+  'SteeringService',
 ] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 

@@ -46,6 +46,7 @@ import type { PackageDefinition } from '@grpc/proto-loader';
 import { aclServiceHandlers } from './acl.js';
 import { meteringServiceHandlers } from './metering.js';
 import { agentServiceHandlers, policyServiceHandlers, type ApiContext } from './service.js';
+import { steeringServiceHandlers } from './steering.js';
 import { PACKAGE, reflectionPackageDefinition, serviceDefinition, SERVICE_NAMES } from './proto.js';
 
 export const SOCKET_MODE = 0o660;
@@ -120,6 +121,10 @@ function addServices(server: Server, ctx: ApiContext, health: HealthImplementati
   server.addService(serviceDefinition('AgentService'), agentServiceHandlers(ctx));
   server.addService(serviceDefinition('AclService'), aclServiceHandlers(ctx));
   server.addService(serviceDefinition('MeteringService'), meteringServiceHandlers(ctx));
+  server.addService(
+    serviceDefinition('SteeringService'),
+    steeringServiceHandlers(ctx, () => ctx.store.backend.steering?.()),
+  );
   health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition() as unknown as PackageDefinition).addToServer(
     server,

@@ -25,6 +25,7 @@ import { decodePcap, LINKTYPE_ETHERNET } from '../packet/pcap.js';
 import { aclCommand } from './acl.js';
 import { meterCommand } from './meter.js';
 import type { CliHelpers } from './verbs.js';
+import { steeringCommand, type CliKit } from './steering.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -925,6 +926,16 @@ export function buildProgram(): Command {
   simulateCommand(program);
   program.addCommand(aclCommand(HELPERS));
   program.addCommand(meterCommand(HELPERS));
+  program.addCommand(
+    steeringCommand({
+      action,
+      call,
+      withGlobals,
+      globals,
+      table,
+      usage: (m: string) => new UsageError(m),
+    } satisfies CliKit<Globals>),
+  );
 
   withGlobals(program.command('status').description('agent status')).action(
     action(async (_o: unknown, c: Command) => {

@@ -1,2 +1,3 @@
 export * from './compile.js';
 export * from './tables.js';
+export * from './steering.js';

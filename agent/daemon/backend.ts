@@ -26,6 +26,8 @@ import {
   type PolicyBackend,
 } from '../api/backend.js';
 import { ApiError, Code } from '../api/errors.js';
+import type { SteeringSource } from '../api/steering.js';
+import { steeringOptions } from '../steering/config.js';
 import { compileForSimulation, type SimulationInput } from '../api/simulate.js';
 import type { HostFacts } from '../compiler/index.js';
 import type { TableName } from '../compiler/tables.js';
@@ -52,6 +54,8 @@ export interface HostAgentLike {
   /** The managed namespace's interfaces (what a compile sees). */
   readInterfaces(): Promise<HostFacts>;
   stop(): Promise<void>;
+  /** Receive steering (absent when the datapath has none). */
+  readonly steering?: SteeringSource | undefined;
 }
 
 export interface HostAgentModule {
@@ -63,6 +67,7 @@ export interface HostAgentModule {
       logger?: BackendLogger;
       dropEvents?: boolean;
       aclConntrackEntries?: number;
+      steering?: ReturnType<typeof steeringOptions>;
     }): Promise<HostAgentLike>;
   };
 }
@@ -115,9 +120,14 @@ export class HostBackend implements PolicyBackend {
       logger: this.log,
       dropEvents: this.config.datapath.dropEvents,
       aclConntrackEntries: this.config.datapath.aclConntrackEntries,
+      steering: steeringOptions(this.config.datapath.steering),
     });
     if (this.config.datapath.dropEvents) this.events = await import('../datapath/events.js');
     return { installed: await this.agent.hasInstalledPolicy() };
+  }
+
+  steering(): SteeringSource | undefined {
+    return this.agent?.steering;
   }
 
   async apply(policy: Policy, { dryRun }: { dryRun: boolean }): Promise<BackendApplyResult> {

@@ -20,6 +20,8 @@
 //                                       # (tenet_cfg_drop_events), for Watch's datapath events
 //     aclConntrackEntries: 262144       # host backend: size of the ACL connection tracking LRU
 //                                       # when created (a pinned table keeps its size)
+//     steering: { capacityPps: 1000000, high: 0.8, low: 0.5 }  # host backend: dynamic steering
+//                                       # (agent/steering/config.ts)
 //     interfaces: { eth0: { ifindex: 2, mac: '02:00:00:00:00:01', mtu: 1500 } }  # memory only
 //     underlay: { 198.18.0.2: '02:00:00:00:00:02' }  # memory only: next-hop MAC per remote PA
 
@@ -30,6 +32,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { TENET_PIN_ROOT } from '../abi/generated.js';
 import { formatPath } from '../policy/errors.js';
+import { steeringConfig } from '../steering/config.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -100,6 +103,7 @@ export const configSchema = z.strictObject({
       netns: absPath.optional(),
       dropEvents: z.boolean().default(false),
       aclConntrackEntries: z.number().int().min(1024).max(16777216).default(262144),
+      steering: steeringConfig.optional(),
       interfaces: z.record(z.string(), interfaceFacts).default({}),
       underlay: z
         .record(

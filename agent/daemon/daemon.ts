@@ -16,6 +16,7 @@ import { meterSourceFor } from '../metering/source.js';
 import { registerMeterMetrics } from '../metrics/meter.js';
 import { TenetMetrics } from '../metrics/metrics.js';
 import { registerAclMetrics } from '../metrics/acl.js';
+import { registerSteeringMetrics } from '../metrics/steering.js';
 import { serveMetrics, type MetricsServer } from '../metrics/server.js';
 import { createBackend } from './backend.js';
 import type { Config } from './config.js';
@@ -110,6 +111,7 @@ export class Daemon {
     );
     ref.metrics = metrics;
     registerAclMetrics(metrics.registry);
+    registerSteeringMetrics(metrics.registry, () => backend.steering?.());
     const m = metrics;
     const metering = await MeterLedger.open({
       hostName: config.hostName,

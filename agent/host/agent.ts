@@ -46,7 +46,18 @@ import { join } from 'node:path';
 import { Maps, TENET_ABI_VERSION, TENET_PIN_ROOT } from '../abi/generated.js';
 import { BpfMap, type BpfProgram, type XdpMode } from '../bpf/index.js';
 import { compileHostAcls, type CompiledPortAcl } from '../compiler/acl.js';
-import { compile, type CompiledTables } from '../compiler/index.js';
+import {
+  compile,
+  compileSteering,
+  type CompiledSteering,
+  type CompiledTables,
+} from '../compiler/index.js';
+import {
+  readOnlineCpus,
+  STEER_CPU_PROGRAM,
+  SteeringController,
+  type SteeringOptions,
+} from '../steering/controller.js';
 import { RecordFlags } from '../compiler/tables.js';
 import { datapathKnobs, loadObject, type ObjectName } from '../datapath/objects.js';
 import { ipOf, networkOf, numberToIpv4, prefixContains } from '../policy/index.js';
@@ -126,6 +137,8 @@ export interface HostAgentOptions {
   abiVersion?: number;
   /** Directory of the BPF objects (default: $TENET_BPF_DIR or build/bpf/). */
   bpfDir?: string;
+  /** Receive steering: dynamic mode's interval and thresholds, queue size. */
+  steering?: SteeringOptions;
 }
 
 export interface ApplyReport {
@@ -214,6 +227,8 @@ export class HostAgent {
   private policyApplied = false;
   /** Port ACL maps (agent/reconciler/acl.ts), opened on the first apply. */
   private acl: AclTables | undefined;
+  /** Receive steering (absent when the XDP object has no cpumap program). */
+  steering: SteeringController | undefined;
   /** Counters of the old datapath already added to the new maps (a retried cutover). */
   private migrationBase: Map<string, Map<string, Buffer>> | undefined;
 
@@ -295,6 +310,8 @@ export class HostAgent {
             }
             if (!programs.has(spec.program)) programs.set(spec.program, obj.program(spec.program));
           }
+          if (have.includes(STEER_CPU_PROGRAM) && !programs.has(STEER_CPU_PROGRAM))
+            programs.set(STEER_CPU_PROGRAM, obj.program(STEER_CPU_PROGRAM));
         } finally {
           obj.close();
         }
@@ -331,6 +348,10 @@ export class HostAgent {
         adopted,
         migration,
       );
+      const cpuProg = programs.get(STEER_CPU_PROGRAM);
+      if (cpuProg !== undefined) {
+        agent.steering = new SteeringController(pinRoot, cpuProg, log, opts.steering);
+      }
       await agent.adoptUnderlay();
       const found = links.list();
       log.info(
@@ -418,9 +439,11 @@ export class HostAgent {
     const interfaces = await readHostInterfaces(this.runner);
     let compiled: CompiledTables;
     let acls: CompiledPortAcl[];
+    let steering: Map<string, CompiledSteering>;
     try {
       compiled = compile(policy, this.hostName, interfaces);
       acls = compileHostAcls(policy, this.hostName, interfaces);
+      steering = compileSteering(policy, this.hostName, interfaces, readOnlineCpus());
     } catch (e) {
       this.log.warn({ host: this.hostName, ...errFields(e) }, 'policy rejected for this host');
       throw e;
@@ -472,6 +495,7 @@ export class HostAgent {
     const keep = new Set(desired.map((d) => pinName(d.ifname, d.spec.program)));
     const detached = this.links.removeExcept(keep);
     const underlayPruned = await this.underlay.prune();
+    this.applySteering(policy, steering, interfaces);
     this.policyApplied = true;
     if (settleError !== undefined || result === undefined) throw settleError;
     const report: ApplyReport = {
@@ -503,6 +527,34 @@ export class HostAgent {
         : 'policy applied',
     );
     return report;
+  }
+
+  /** Steering follows the published policy; dynamic mode runs while any port is auto. */
+  private applySteering(
+    policy: Policy,
+    steering: Map<string, CompiledSteering>,
+    interfaces: HostInterfaces,
+  ): void {
+    if (this.steering === undefined) {
+      if (steering.size > 0) {
+        this.log.warn({ ports: steering.size }, 'steering requested, but the XDP object has none');
+      }
+      return;
+    }
+    const vmPorts = new Map<string, number>();
+    for (const p of policy.ports) {
+      const i = p.host === this.hostName ? interfaces.get(p.interface) : undefined;
+      if (i !== undefined) vmPorts.set(p.name, i.ifindex);
+    }
+    try {
+      this.steering.apply(steering, vmPorts);
+    } catch (e) {
+      // The policy is live; steering is placement only, so frames run in place meanwhile.
+      this.log.error({ host: this.hostName, ...errFields(e) }, 'applying steering failed');
+      throw e;
+    }
+    if ([...steering.values()].some((s) => s.mode === 'auto')) this.steering.start();
+    else this.steering.stop();
   }
 
   /** The older datapath the next applyPolicy migrates from (its pin root), if any. */
@@ -670,6 +722,7 @@ export class HostAgent {
     this.stopped = true;
     await this.queue.catch(() => undefined);
     await this.underlay.close();
+    this.steering?.close();
     this.tables.close();
     this.acl?.close();
     for (const p of this.programs.values()) p.close();

@@ -400,7 +400,7 @@ export class Attachments {
   private attachXdp(d: DesiredAttachment, name: string): BpfLink {
     const target = this.target(d.ifindex);
     try {
-      return xdpLinkAttach(d.prog, { ...target, mode: this.xdpMode });
+      return this.warnIfGeneric(d, xdpLinkAttach(d.prog, { ...target, mode: this.xdpMode }));
     } catch (e) {
       if (!isBpfError(e, 'EBUSY') && !isBpfError(e, 'EEXIST')) throw e;
       // Ours under another name (the program was renamed)? Take it over atomically.
@@ -425,6 +425,27 @@ export class Attachments {
         throw e2;
       }
     }
+  }
+
+  /**
+   * 'auto' takes the driver's XDP where the driver has it and falls back to generic (skb) mode
+   * otherwise: everything still works (steering's cpumap hand-off included), but every frame pays
+   * for an skb first, so say so.
+   */
+  private warnIfGeneric(d: DesiredAttachment, link: BpfLink): BpfLink {
+    if (this.xdpMode !== 'auto') return link;
+    try {
+      const mode = xdpQuery(this.target(d.ifindex)).mode;
+      if (mode === 'generic') {
+        this.log.warn(
+          { interface: d.ifname, program: d.spec.program },
+          'the driver has no native XDP: attached in generic (skb) mode, which is slower',
+        );
+      }
+    } catch (e) {
+      this.log.debug({ interface: d.ifname, ...errFields(e) }, 'could not query the XDP mode');
+    }
+    return link;
   }
 
   private create(d: DesiredAttachment, name: string, path: string): void {

@@ -71,6 +71,9 @@ export const REBUILT_MAPS: readonly MapName[] = [
   'tenet_routes',
   'tenet_underlay',
   'tenet_vsubnets',
+  // Receive steering: written by the steering controller from the policy at the same apply.
+  'tenet_steer',
+  'tenet_cpumap',
 ];
 
 /** Maps holding nothing that outlives a packet (or a debug slot). */
@@ -101,6 +104,7 @@ export const COUNTER_MIGRATIONS: Readonly<Partial<Record<MapName, readonly MapMi
   tenet_port_ctrs: [sameLayout('tenet_port_ctrs')],
   tenet_drop_ctrs: [sameLayout('tenet_drop_ctrs')],
   tenet_meter_ctr: [sameLayout('tenet_meter_ctr')],
+  tenet_steer_cnt: [sameLayout('tenet_steer_cnt')],
   tenet_vsid_ctrs: [
     sameLayout('tenet_vsid_ctrs'),
     {

@@ -5,3 +5,4 @@ export * from './simulate.js';
 export * from './tables.js';
 export * from './acl.js';
 export * from './meter.js';
+export * from './steer.js';

@@ -4,3 +4,4 @@ export * from './load.js';
 export * from './model.js';
 export { subnetsByVsid, caKey, type SubnetRef } from './validate.js';
 export * from './validate-meter.js';
+export * from './schema-steering.js';

@@ -6,6 +6,8 @@
 // every cross-reference resolves. The compiler accepts only a `Policy`, so nothing unvalidated
 // reaches the datapath.
 
+import type { PortSteering } from './schema-steering.js';
+
 /** Lowest and highest VSID a virtual subnet may have (RFC 7637: 24 bits, 0..4095 reserved). */
 export const VSID_MIN = 4096;
 export const VSID_MAX = 16777214;
@@ -147,6 +149,7 @@ export interface PolicyDocument {
   readonly lookupRecords: readonly LookupRecord[];
   readonly customerRoutes: readonly CustomerRoute[];
   readonly portAcls: readonly PortAcl[];
+  readonly portSteering: readonly PortSteering[];
 }
 
 declare const validated: unique symbol;

@@ -4,6 +4,7 @@
 
 import { z } from 'zod';
 import { parseIp, parseMac, parsePrefix, type Parsed } from './addr.js';
+import { portSteering } from './schema-steering.js';
 import { IFNAME_MAX, VSID_MAX, VSID_MIN, type PolicyDocument } from './model.js';
 
 /** A string field checked and canonicalised by one of the address parsers. */
@@ -177,6 +178,7 @@ export const policySchema = z.strictObject({
   lookupRecords: z.array(lookupRecord).default([]),
   customerRoutes: z.array(customerRoute).default([]),
   portAcls: z.array(portAcl).default([]),
+  portSteering: z.array(portSteering).default([]),
 });
 
 // The schema's output is the model's document type (checked here, at compile time).

@@ -17,6 +17,7 @@ import {
 import type { PolicyIssue } from './errors.js';
 import { validateAcls } from './validate-acl.js';
 import { validateMeters } from './validate-meter.js';
+import { validateSteering } from './validate-steering.js';
 import {
   gatewayMac,
   type PolicyDocument,
@@ -426,5 +427,6 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
 
   issues.push(...validateAcls(doc));
   issues.push(...validateMeters(doc));
+  issues.push(...validateSteering(doc));
   return issues;
 }

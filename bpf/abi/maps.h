@@ -116,5 +116,21 @@
 #define TENET_MAP_METER_COUNTERS tenet_meter_ctr
 /* VM ports (TENET_PORTS_MAX) x two directions x eight classes (default included) on average. */
 #define TENET_METER_COUNTERS_MAX 16384
+/* Hash: __u32 ifindex of a VM port -> struct tenet_steer_entry (abi/steer.h, lib/steer.h). */
+#define TENET_MAP_STEER tenet_steer
+/* As many as VM ports. */
+#define TENET_STEER_MAX TENET_PORTS_MAX
+
+/* Per-CPU hash: __u32 ifindex of a VM port -> struct tenet_steer_counters. */
+#define TENET_MAP_STEER_COUNTERS tenet_steer_cnt
+#define TENET_STEER_COUNTERS_MAX TENET_PORTS_MAX
+
+/* CPU map: __u32 CPU -> struct tenet_cpumap_val (queue size, cpumap program). */
+#define TENET_MAP_CPUMAP tenet_cpumap
+/*
+ * CPUs a port can be steered to: 0..255. The kernel refuses a cpumap larger than NR_CPUS (E2BIG);
+ * distribution kernels build with NR_CPUS >= 256 (Debian: 8192).
+ */
+#define TENET_CPUMAP_MAX 256
 
 #endif /* TENET_ABI_MAPS_H */

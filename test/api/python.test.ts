@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { protoDir } from '../../agent/api/proto.js';
+import { PROTO_FILES, protoDir } from '../../agent/api/proto.js';
 import { DEMO_POLICY_PATH, startTestApi, type TestApi } from './helpers.js';
 
 const run = promisify(execFile);
@@ -61,10 +61,8 @@ describe('python3-grpcio client', () => {
       `-I${protoDir()}`,
       `--python_out=${stubs}`,
       `--grpc_python_out=${stubs}`,
-      join(protoDir(), 'tenet/v1/policy.proto'),
-      join(protoDir(), 'tenet/v1/api.proto'),
-      join(protoDir(), 'tenet/v1/acl.proto'),
-      join(protoDir(), 'tenet/v1/metering.proto'),
+      // Every file: they import each other (policy.proto imports steering.proto).
+      ...PROTO_FILES.map((f) => join(protoDir(), f)),
     ]);
     writeFileSync(join(stubs, 'client.py'), SCRIPT);
   });

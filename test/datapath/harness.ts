@@ -82,6 +82,10 @@ export interface Datapath {
   runXdp(frame: Uint8Array): RunResult;
   /** New handles on the two programs, for callers that test-run in bulk (close them after). */
   programs(): { port: BpfProgram; xdp: BpfProgram };
+  /** Another XDP program (sharing these maps) run like runXdp; prog is closed afterwards. */
+  runXdpWith(prog: BpfProgram, frame: Uint8Array): RunResult;
+  /** A program of the loaded tenet_xdp object (a new fd: close it). */
+  xdpProgram(name: string): BpfProgram;
 }
 
 function openMap(pinRoot: string, name: MapName): BpfMap {
@@ -265,8 +269,13 @@ export function useDatapath(): Datapath {
         prog.close();
       }
     },
+    xdpProgram(name) {
+      return loaded.get('tenet_xdp').program(name);
+    },
     runXdp(frame) {
-      const prog = loaded.get('tenet_xdp').program('tenet_xdp_rx');
+      return this.runXdpWith(loaded.get('tenet_xdp').program('tenet_xdp_rx'), frame);
+    },
+    runXdpWith(prog, frame) {
       try {
         const before = snapshot();
         const r = prog.testRun({ data: frame, dataOutSize: frame.length + 512 });

@@ -362,7 +362,7 @@ describe('product objects', () => {
 
   it('have the expected programs in the expected sections', () => {
     const expected: Record<string, Record<string, string>> = {
-      'tenet_xdp.o': { tenet_xdp_rx: 'xdp' },
+      'tenet_xdp.o': { tenet_xdp_rx: 'xdp', tenet_xdp_cpu: 'xdp/cpumap' },
       'tenet_tc.o': { tenet_tc_rx: 'tc', tenet_tc_tx: 'tc' },
       'tenet_port.o': { tenet_port_ingress: 'tc' },
     };
@@ -399,7 +399,12 @@ describe('product objects', () => {
               'tenet_acl_scr',
               'tenet_acl_stats',
             ];
-      expect([...maps.keys()].sort(), o).toEqual([
+      // Receive steering's maps live in the NIC's XDP object only.
+      const steer = ['tenet_cpumap', 'tenet_steer', 'tenet_steer_cnt'];
+      expect([...maps.keys()].filter((m) => steer.includes(m)).sort(), o).toEqual(
+        o === 'tenet_xdp.o' ? steer : [],
+      );
+      expect([...maps.keys()].filter((m) => !steer.includes(m)).sort(), o).toEqual([
         ...acl,
         'tenet_drop_ctrs',
         'tenet_events',

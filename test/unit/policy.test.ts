@@ -992,6 +992,7 @@ describe('policy validation', () => {
       lookupRecords: [],
       customerRoutes: [],
       portAcls: [],
+      portSteering: [],
     });
   });
 
