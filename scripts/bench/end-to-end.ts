@@ -361,7 +361,10 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
           add(`tcp_1.${key}`, t1.receivedBps / 1e6);
           const t4 = await iperf3(b.server, b.client, b.dst, { seconds: secs, parallel: 4 });
           add(`tcp_4.${key}`, t4.receivedBps / 1e6);
-          if (key === 'limit_xdp') continue;
+          if (key === 'limit_xdp') {
+            log(`end-to-end: round ${r + 1}/${rounds} limit_xdp: TCP ${(t1.receivedBps / 1e6).toFixed(0)} / ${(t4.receivedBps / 1e6).toFixed(0)} Mbit/s`);
+            continue;
+          }
           const u = await udp64(b, secs);
           add(`udp64.${key}`, u.pps);
           udpRuns.set(key, [...(udpRuns.get(key) ?? []), u]);
@@ -375,9 +378,7 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
         log(
           `end-to-end: round ${r + 1}/${rounds} ${key}: TCP ${m.get(`tcp_1.${key}`)!.at(-1)!.toFixed(0)} / ` +
             `${m.get(`tcp_4.${key}`)!.at(-1)!.toFixed(0)} Mbit/s` +
-            (key === 'limit_xdp'
-              ? ''
-              : `, UDP64 ${m.get(`udp64.${key}`)!.at(-1)!.toFixed(0)} pps, RR ${m.get(`rr.${key}.tps`)!.at(-1)!.toFixed(0)}/s`),
+            `, UDP64 ${m.get(`udp64.${key}`)!.at(-1)!.toFixed(0)} pps, RR ${m.get(`rr.${key}.tps`)!.at(-1)!.toFixed(0)}/s`,
         );
       }
     }
