@@ -29,11 +29,16 @@ const NO_DIRECTION = new Set(['insns']);
 function figures(doc: BenchDocument): Map<string, { label: string; unit: string; median: number }> {
   const m = new Map<string, { label: string; unit: string; median: number }>();
   for (const s of doc.sections)
-    for (const f of s.figures) m.set(f.key, { label: f.label, unit: f.unit, median: f.value.median });
+    for (const f of s.figures)
+      m.set(f.key, { label: f.label, unit: f.unit, median: f.value.median });
   return m;
 }
 
-export function compareDocuments(oldDoc: BenchDocument, newDoc: BenchDocument, tolerance = 0.05): Comparison {
+export function compareDocuments(
+  oldDoc: BenchDocument,
+  newDoc: BenchDocument,
+  tolerance = 0.05,
+): Comparison {
   const a = figures(oldDoc);
   const b = figures(newDoc);
   const rows: CompareRow[] = [];
@@ -47,7 +52,7 @@ export function compareDocuments(oldDoc: BenchDocument, newDoc: BenchDocument, t
     else {
       // Ratios to a baseline are costs (x times a no-op) unless the key says it is a gain.
       const higher = HIGHER_IS_BETTER.has(n.unit) || (n.unit === 'ratio' && /vs_|of_/.test(key));
-      verdict = (ratio > 1) === higher ? 'better' : 'worse';
+      verdict = ratio > 1 === higher ? 'better' : 'worse';
     }
     rows.push({ key, label: n.label, unit: n.unit, old: o.median, new: n.median, ratio, verdict });
   }
@@ -61,7 +66,9 @@ export function compareDocuments(oldDoc: BenchDocument, newDoc: BenchDocument, t
 export function renderComparison(c: Comparison, oldName: string, newName: string): string {
   const L = [`new / old medians: ${newName} vs ${oldName}`, ''];
   const w = Math.max(10, ...c.rows.map((r) => r.key.length));
-  L.push(`${'key'.padEnd(w)}  ${'old'.padStart(12)}  ${'new'.padStart(12)}  ${'new/old'.padStart(8)}  verdict`);
+  L.push(
+    `${'key'.padEnd(w)}  ${'old'.padStart(12)}  ${'new'.padStart(12)}  ${'new/old'.padStart(8)}  verdict`,
+  );
   for (const r of c.rows) {
     L.push(
       `${r.key.padEnd(w)}  ${fmt(r.old).padStart(12)}  ${fmt(r.new).padStart(12)}  ` +

@@ -70,7 +70,9 @@ export function controlPlaneSection(sizes: readonly number[] = CONTROL_PLANE_SIZ
         label: `tenetd resident memory with ${k(n)} records`,
         unit: 'MiB',
         value: b.rss_mib,
-        ...(b.ok ? {} : { note: 'after the refused load (the document was built, then rolled back)' }),
+        ...(b.ok
+          ? {}
+          : { note: 'after the refused load (the document was built, then rolled back)' }),
       });
     }
     // One distribution per run of updates: its percentiles are single figures (n = 1).

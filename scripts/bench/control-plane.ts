@@ -461,7 +461,10 @@ export async function measureControlPlane(
     daemon.child.kill('SIGTERM');
     await daemon.exited;
     if (o.cpuProf)
-      printProfile(profDir, join(REPO, 'bench', 'tmp', `${o.profileName ?? 'control-plane'}.cpuprofile`));
+      printProfile(
+        profDir,
+        join(REPO, 'bench', 'tmp', `${o.profileName ?? 'control-plane'}.cpuprofile`),
+      );
     return summary as unknown as ControlPlaneSummary;
   } finally {
     client?.close();

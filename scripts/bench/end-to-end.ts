@@ -92,7 +92,11 @@ function spec(
     phys: { name: 'eth0', addrs: [`198.18.0.${i + 1}/24`], switchPort: `p-${p}-h${i + 1}` },
     ...(host.forwarding ? { forwarding: true } : {}),
     ...(host.portAddrs
-      ? { routes: [{ dst: host.portAddrs[1 - i]!.replace(/\.1\/24$/, '.0/24'), via: `198.18.0.${2 - i}` }] }
+      ? {
+          routes: [
+            { dst: host.portAddrs[1 - i]!.replace(/\.1\/24$/, '.0/24'), via: `198.18.0.${2 - i}` },
+          ],
+        }
       : {}),
     vms: [
       {
@@ -219,8 +223,9 @@ async function udp64(b: Built, seconds: number): Promise<UdpRun> {
   const after = await hopStats(b.hops);
   const s1 = await udpSnmp(b.server);
   const t1 = b.pinRoots?.map(tenetSample);
-  const sum = (r.json.end as { sum?: { packets?: number; lost_packets?: number; seconds?: number } })
-    .sum;
+  const sum = (
+    r.json.end as { sum?: { packets?: number; lost_packets?: number; seconds?: number } }
+  ).sum;
   const packets = sum?.packets ?? 0;
   const lost = sum?.lost_packets ?? 0;
   const secs = sum?.seconds ?? seconds;
@@ -276,14 +281,24 @@ function overlayPolicy(): unknown {
   };
 }
 
-export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> => {
-  const rounds = quick ? 3 : 5;
-  const secs = quick ? 2 : 5;
-  const rr = buildRrTool();
-  const lab = await Lab.create('bench-e2e');
+export interface E2eLab {
+  readonly built: Record<'overlay' | 'limit' | 'vxlan', Built>;
+  /** No-op XDP on (or off) the limit topology's host NICs. */
+  xdpOn(on: boolean): void;
+  /** Stops the agents, frees the no-op program (the lab is the caller's to tear down). */
+  close(): Promise<void>;
+}
+
+/** Builds the three topologies in `lab` and checks each path with a ping. */
+export async function buildE2eLab(lab: Lab, log: (line: string) => void): Promise<E2eLab> {
   const agents: HostAgent[] = [];
   let noopObj: BpfObject | undefined;
   let noop: BpfProgram | undefined;
+  const close = async (): Promise<void> => {
+    for (const a of agents) await a.stop().catch(() => undefined);
+    noop?.close();
+    noopObj?.close();
+  };
   try {
     log('end-to-end: building the lab (overlay, limit, vxlan)');
     const bpffs = await lab.bpffsDir();
@@ -300,7 +315,11 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
     const policy = parsePolicy(overlayPolicy());
     const pinRoots: [string, string] = [join(bpffs, 'hv1'), join(bpffs, 'hv2')];
     for (const [i, h] of o.hosts.entries()) {
-      const a = await HostAgent.start({ hostName: `hv${i + 1}`, pinRoot: pinRoots[i]!, netns: h.ns.path });
+      const a = await HostAgent.start({
+        hostName: `hv${i + 1}`,
+        pinRoot: pinRoots[i]!,
+        netns: h.ns.path,
+      });
       agents.push(a);
       await a.applyPolicy(policy);
     }
@@ -309,7 +328,11 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
       lab,
       spec(
         'l',
-        { mtu: 1500, addrs: ['198.19.11.11/24', '198.19.12.12/24'], gw: ['198.19.11.1', '198.19.12.1'] },
+        {
+          mtu: 1500,
+          addrs: ['198.19.11.11/24', '198.19.12.12/24'],
+          gw: ['198.19.11.1', '198.19.12.1'],
+        },
         { forwarding: true, portAddrs: ['198.19.11.1/24', '198.19.12.1/24'] },
       ),
     );
@@ -320,8 +343,21 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
     );
     for (const [i, h] of v.hosts.entries()) {
       await h.ns.ip(
-        'link', 'add', 'vx0', 'type', 'vxlan', 'id', '5001', 'local', `198.18.0.${i + 1}`,
-        'remote', `198.18.0.${2 - i}`, 'dstport', '4789', 'dev', 'eth0',
+        'link',
+        'add',
+        'vx0',
+        'type',
+        'vxlan',
+        'id',
+        '5001',
+        'local',
+        `198.18.0.${i + 1}`,
+        'remote',
+        `198.18.0.${2 - i}`,
+        'dstport',
+        '4789',
+        'dev',
+        'eth0',
       );
       await lab.bridge(h.ns, 'br-vm');
       await lab.bridgePort(h.ns, 'br-vm', 'vx0');
@@ -338,16 +374,56 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
     };
 
     const built: Record<'overlay' | 'limit' | 'vxlan', Built> = {
-      overlay: { key: 'overlay', topo: o, client: o.vms[0]!.ns, server: o.vms[1]!.ns, dst: '198.19.1.12', hops: hops(o), pinRoots },
-      limit: { key: 'limit', topo: l, client: l.vms[0]!.ns, server: l.vms[1]!.ns, dst: '198.19.12.12', hops: hops(l) },
-      vxlan: { key: 'vxlan', topo: v, client: v.vms[0]!.ns, server: v.vms[1]!.ns, dst: '198.19.1.12', hops: hops(v) },
+      overlay: {
+        key: 'overlay',
+        topo: o,
+        client: o.vms[0]!.ns,
+        server: o.vms[1]!.ns,
+        dst: '198.19.1.12',
+        hops: hops(o),
+        pinRoots,
+      },
+      limit: {
+        key: 'limit',
+        topo: l,
+        client: l.vms[0]!.ns,
+        server: l.vms[1]!.ns,
+        dst: '198.19.12.12',
+        hops: hops(l),
+      },
+      vxlan: {
+        key: 'vxlan',
+        topo: v,
+        client: v.vms[0]!.ns,
+        server: v.vms[1]!.ns,
+        dst: '198.19.1.12',
+        hops: hops(v),
+      },
     };
     // Warm-up: neighbour resolution, the overlay's ARP answers, and a check that each path works.
     for (const b of Object.values(built)) {
-      const r = await b.client.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', b.dst], { timeoutMs: 10_000 });
+      const r = await b.client.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', b.dst], {
+        timeoutMs: 10_000,
+      });
       if (r.code !== 0) throw new Error(`end-to-end: ${b.key}: ${b.dst} unreachable: ${r.stdout}`);
     }
 
+    return { built, xdpOn, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> => {
+  const rounds = quick ? 3 : 5;
+  const secs = quick ? 2 : 5;
+  const rr = buildRrTool();
+  const lab = await Lab.create('bench-e2e');
+  let e2e: E2eLab | undefined;
+  try {
+    e2e = await buildE2eLab(lab, log);
+    const { built, xdpOn } = e2e;
     const m = new Map<string, number[]>();
     const add = (k: string, x: number): void => void m.set(k, [...(m.get(k) ?? []), x]);
     const udpRuns = new Map<TopoKey, UdpRun[]>();
@@ -362,7 +438,9 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
           const t4 = await iperf3(b.server, b.client, b.dst, { seconds: secs, parallel: 4 });
           add(`tcp_4.${key}`, t4.receivedBps / 1e6);
           if (key === 'limit_xdp') {
-            log(`end-to-end: round ${r + 1}/${rounds} limit_xdp: TCP ${(t1.receivedBps / 1e6).toFixed(0)} / ${(t4.receivedBps / 1e6).toFixed(0)} Mbit/s`);
+            log(
+              `end-to-end: round ${r + 1}/${rounds} limit_xdp: TCP ${(t1.receivedBps / 1e6).toFixed(0)} / ${(t4.receivedBps / 1e6).toFixed(0)} Mbit/s`,
+            );
             continue;
           }
           const u = await udp64(b, secs);
@@ -437,6 +515,25 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
         note: `sender offered ${summarize(runs.map((x) => x.sentPps)).median.toFixed(0)} pps (median); last run per hop: ${chain}; vm2 UDP sockets: delivered ${last.socket.delivered}, dropped for a full receive buffer ${last.socket.rcvbufErrors}${tenet}`,
       });
     }
+    for (const key of ['overlay', 'limit', 'vxlan'] as const) {
+      const runs = udpRuns.get(key)!;
+      const pct = (num: (x: UdpRun) => number): number[] =>
+        runs.map((x) => (100 * num(x)) / Math.max(1, x.hops[0]!));
+      figures.push(
+        {
+          key: `end_to_end.udp64.${key}.path_loss_pct`,
+          label: `UDP 64-byte: lost between vm1 eth0 and vm2 eth0: ${LABELS[key]}`,
+          unit: '%',
+          value: summarize(pct((x) => x.hops[0]! - x.hops[x.hops.length - 1]!)),
+        },
+        {
+          key: `end_to_end.udp64.${key}.socket_drop_pct`,
+          label: `UDP 64-byte: dropped at vm2's full socket buffer: ${LABELS[key]}`,
+          unit: '%',
+          value: summarize(pct((x) => x.socket.rcvbufErrors)),
+        },
+      );
+    }
     const u = summarize(ratio('udp64.overlay', 'udp64.vxlan'));
     figures.push({
       key: 'end_to_end.udp64.overlay_vs_vxlan',
@@ -490,16 +587,14 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
         'The underlay switch ports segment GSO packets and finish checksums in software (lab convention: a NIC ' +
           'does it before the wire), for every topology alike; the two hosts, the switch and both VMs share 2 cores, ' +
           'so sender, receiver and every softirq compete: absolute figures are far below a real NIC, ratios are the point.',
-        'UDP: iperf3 -u -l 64 -b 0 (64-byte payload, 106-byte frames), received packets per second as iperf3\'s ' +
+        "UDP: iperf3 -u -l 64 -b 0 (64-byte payload, 106-byte frames), received packets per second as iperf3's " +
           'server counts them; per-hop packet counts (ip -s link) of the last run are in the notes of each figure.',
         'TCP RR: build/bench/tcp_rr (scripts/bench/c/tcp_rr.c), one connection, 1-byte request and response, TCP_NODELAY.',
         'Not measured yet: VXLAN baseline with nftables ACLs and HTB caps (tenet has no ACL/QoS on this branch).',
       ],
     };
   } finally {
-    for (const a of agents) await a.stop().catch(() => undefined);
-    noop?.close();
-    noopObj?.close();
+    await e2e?.close();
     await lab.teardown();
   }
 };

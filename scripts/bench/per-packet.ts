@@ -204,7 +204,11 @@ export function datapathPaths(): PathSpec[] {
     // drops
     ...(
       [
-        ['port_src_mac_spoof', 'tc', udp4({ dst: VM2.ip4, dmac: VM2.mac, smac: '02:00:00:00:09:09' })],
+        [
+          'port_src_mac_spoof',
+          'tc',
+          udp4({ dst: VM2.ip4, dmac: VM2.mac, smac: '02:00:00:00:09:09' }),
+        ],
         ['ip_src_spoof', 'tc', udp4({ dst: VM2.ip4, dmac: VM2.mac, src: '198.18.10.99' })],
         ['dst_unknown', 'tc', udp4({ dst: '198.18.10.77', dmac: '02:00:00:00:01:77' })],
         ['route_unknown', 'tc', udp4({ dst: '198.18.99.1', dmac: GW1_MAC })],

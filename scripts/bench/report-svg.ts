@@ -72,7 +72,9 @@ export function renderSvg(doc: BenchDocument): string {
     );
   }
   if (step > 1)
-    o.push(`<line x1="${x(1)}" y1="${top - 4}" x2="${x(1)}" y2="${top + bars.length * rowH}" stroke="#000"/>`);
+    o.push(
+      `<line x1="${x(1)}" y1="${top - 4}" x2="${x(1)}" y2="${top + bars.length * rowH}" stroke="#000"/>`,
+    );
   bars.forEach((b, i) => {
     const y = top + i * rowH;
     const colour = b.met === undefined ? '#999' : b.met ? '#2a9d4b' : '#d1362f';
@@ -85,9 +87,7 @@ export function renderSvg(doc: BenchDocument): string {
       `<line x1="${x(b.min).toFixed(1)}" y1="${y + rowH / 2}" x2="${x(b.max).toFixed(1)}" ` +
         `y2="${y + rowH / 2}" stroke="#222"/>`,
     );
-    o.push(
-      `<text x="${(x(b.max) + 4).toFixed(1)}" y="${y + 12}">${xmlEsc(fmt(b.median))}</text>`,
-    );
+    o.push(`<text x="${(x(b.max) + 4).toFixed(1)}" y="${y + 12}">${xmlEsc(fmt(b.median))}</text>`);
   });
   o.push('</svg>');
   return o.join('\n') + '\n';

@@ -29,9 +29,27 @@ type Host = (typeof HOSTS)[number];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const STREAMS: readonly StreamSpec[] = [
-  { name: 'blue-vm1 -> blue-vm2 (IPv4)', from: 'blue-vm1', to: 'blue-vm2', dst: '198.19.1.12', port: 7101 },
-  { name: 'blue-vm2 -> blue-vm1 (IPv6)', from: 'blue-vm2', to: 'blue-vm1', dst: 'fd00:1:1::11', port: 7102 },
-  { name: 'red-vm1 -> red-vm2 (IPv4)', from: 'red-vm1', to: 'red-vm2', dst: '198.19.1.12', port: 7103 },
+  {
+    name: 'blue-vm1 -> blue-vm2 (IPv4)',
+    from: 'blue-vm1',
+    to: 'blue-vm2',
+    dst: '198.19.1.12',
+    port: 7101,
+  },
+  {
+    name: 'blue-vm2 -> blue-vm1 (IPv6)',
+    from: 'blue-vm2',
+    to: 'blue-vm1',
+    dst: 'fd00:1:1::11',
+    port: 7102,
+  },
+  {
+    name: 'red-vm1 -> red-vm2 (IPv4)',
+    from: 'red-vm1',
+    to: 'red-vm2',
+    dst: '198.19.1.12',
+    port: 7103,
+  },
 ];
 
 export const restart: Section = async ({ quick, log }): Promise<SectionResult> => {
@@ -61,9 +79,13 @@ export const restart: Section = async ({ quick, log }): Promise<SectionResult> =
     const socket = (h: Host): string => join(tmp, h, 'run', 'tenetd.sock');
     const up = async (h: Host): Promise<number> => {
       const t0 = performance.now();
-      const d = startDaemon(configs.get(h)!, {}, {
-        wrap: ['nsenter', `--net=${topo.host(h).ns.path}`, '--'],
-      });
+      const d = startDaemon(
+        configs.get(h)!,
+        {},
+        {
+          wrap: ['nsenter', `--net=${topo.host(h).ns.path}`, '--'],
+        },
+      );
       daemons.set(h, d);
       return Promise.race([
         waitServing(socket(h), t0, 30_000),
@@ -94,7 +116,9 @@ export const restart: Section = async ({ quick, log }): Promise<SectionResult> =
     // Load besides the streams: a bulk TCP transfer red-vm2 -> red-vm1 across the overlay for the
     // whole phase (bounded by -t and a process time limit; stopped when the rounds are done).
     const red1 = topo.vm('red-vm1').ns;
-    bulkServer = red1.spawn(['iperf3', '-s', '-1', '-p', '5299'], { timeoutMs: (maxSeconds + 30) * 1000 });
+    bulkServer = red1.spawn(['iperf3', '-s', '-1', '-p', '5299'], {
+      timeoutMs: (maxSeconds + 30) * 1000,
+    });
     await sleep(300);
     bulkClient = topo
       .vm('red-vm2')
@@ -115,7 +139,9 @@ export const restart: Section = async ({ quick, log }): Promise<SectionResult> =
       await sleep(300); // down for a moment, as after a crash
       const ms = await Promise.all(HOSTS.map(up));
       serving.push(...ms);
-      log(`restart: round ${r + 1}/${rounds}: both tenetd SERVING after ${ms.map((x) => x.toFixed(0)).join(' / ')} ms`);
+      log(
+        `restart: round ${r + 1}/${rounds}: both tenetd SERVING after ${ms.map((x) => x.toFixed(0)).join(' / ')} ms`,
+      );
       await sleep(1000);
     }
     const report = await traffic.stop();
@@ -145,7 +171,10 @@ export const restart: Section = async ({ quick, log }): Promise<SectionResult> =
       target: 'zero loss',
       met: lostTotal === 0,
       note: report.streams
-        .map((s) => `${s.name}: sent ${s.sent}, received ${s.received}, longest gap ${s.maxGap}${s.finSeen ? '' : ', no FIN'}`)
+        .map(
+          (s) =>
+            `${s.name}: sent ${s.sent}, received ${s.received}, longest gap ${s.maxGap}${s.finSeen ? '' : ', no FIN'}`,
+        )
         .join('; '),
     });
     figures.push({

@@ -27,7 +27,10 @@ const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 function commit(): string {
   try {
-    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: REPO, encoding: 'utf8' }).trim();
+    return execFileSync('git', ['describe', '--always', '--dirty'], {
+      cwd: REPO,
+      encoding: 'utf8',
+    }).trim();
   } catch {
     return 'unknown';
   }
@@ -59,7 +62,8 @@ async function main(): Promise<number> {
   const known = SECTIONS.map(([k]) => k);
   const wanted = values.sections?.split(',').map((s) => s.trim()) ?? known;
   for (const w of wanted)
-    if (!known.includes(w)) throw new Error(`--sections: unknown section ${w} (known: ${known.join(', ')})`);
+    if (!known.includes(w))
+      throw new Error(`--sections: unknown section ${w} (known: ${known.join(', ')})`);
   const old = values.compare === undefined ? undefined : readDoc(values.compare);
 
   const quick = !values.full;
@@ -102,7 +106,8 @@ async function main(): Promise<number> {
   writeFileSync(`${stem}.md`, renderMarkdown(doc));
   writeFileSync(`${stem}.svg`, renderSvg(doc));
   log(`written ${stem}.json, .md, .svg`);
-  if (old !== undefined) console.log(renderComparison(compareDocuments(old, doc), values.compare!, `${stem}.json`));
+  if (old !== undefined)
+    console.log(renderComparison(compareDocuments(old, doc), values.compare!, `${stem}.json`));
   return runs.some((r) => r.error !== undefined) ? 1 : 0;
 }
 
