@@ -330,21 +330,34 @@ async function programInsns(pinRoot: string): Promise<ProgramInsns[]> {
   return out;
 }
 
-export const perPacket: Section = async ({ quick, log }): Promise<SectionResult> => {
-  const rounds = quick ? 5 : 15;
-  const calls = quick ? 2000 : 10_000;
-  const repeat = quick ? 100_000 : 1_000_000;
+export interface PerPacketBench {
+  readonly pinRoot: string;
+  readonly prog: Record<'tc' | 'xdp' | 'noop_tc' | 'noop_xdp', BpfProgram>;
+  /** Every path, checked once (verdict, drop reason), with whether it rewrites the packet. */
+  readonly paths: ReadonlyArray<PathSpec & { rewrites: boolean }>;
+  close(): void;
+}
+
+/** Loads the product objects and the no-op under a private pin root with the fixture's tables. */
+export async function loadPerPacketBench(): Promise<PerPacketBench> {
   await ensureBpffs();
   const pinRoot = `/sys/fs/bpf/tenet-test-bench${randomBytes(3).toString('hex')}`;
   mkdirSync(pinRoot, { recursive: true });
   const objs: BpfObject[] = [];
   const progs: BpfProgram[] = [];
+  const close = (): void => {
+    for (const p of progs) p.close();
+    for (const o of objs) o.close();
+    rmSync(pinRoot, { recursive: true, force: true });
+  };
   try {
     const port = await loadObject('tenet_port', pinRoot);
+    objs.push(port);
     const xdp = await loadObject('tenet_xdp', pinRoot);
+    objs.push(xdp);
     const noop = BpfObject.open(join(bpfBuildDir(), 'testing', 'noop.o'));
+    objs.push(noop);
     await noop.load();
-    objs.push(port, xdp, noop);
     install(pinRoot, baseTables());
     const prog = {
       tc: port.program('tenet_port_ingress'),
@@ -365,7 +378,20 @@ export const perPacket: Section = async ({ quick, log }): Promise<SectionResult>
         throw new Error(`per-packet: ${p.key}: not counted under ${p.reason}`);
       return { ...p, rewrites: !r.data.equals(p.frame) };
     });
+    return { pinRoot, prog, paths, close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
 
+export const perPacket: Section = async ({ quick, log }): Promise<SectionResult> => {
+  const rounds = quick ? 5 : 15;
+  const calls = quick ? 2000 : 10_000;
+  const repeat = quick ? 100_000 : 1_000_000;
+  const bench = await loadPerPacketBench();
+  const { pinRoot, prog, paths } = bench;
+  try {
     // Interleaved rounds.
     const direct = new Map<string, number[]>();
     const single = new Map<string, number[]>();
@@ -479,8 +505,6 @@ export const perPacket: Section = async ({ quick, log }): Promise<SectionResult>
       ],
     };
   } finally {
-    for (const p of progs) p.close();
-    for (const o of objs) o.close();
-    rmSync(pinRoot, { recursive: true, force: true });
+    bench.close();
   }
 };
