@@ -5,7 +5,7 @@
 // Usage: npm run bench [-- --full] [--sections a,b] [--out DIR] [--compare OLD.json [NEW.json]]
 //   --full         longer runs, more repetitions (default: quick, a few minutes on 2 cores)
 //   --sections     run a subset, by section key (per_packet,end_to_end,control_plane,restart,...)
-//   --out          where to write (default bench/results/)
+//   --out          where to write (default bench/results/; files <date>[-full].json/.md/.svg)
 //   --compare OLD  after the run, print new/old of every figure; with a second file, compare the
 //                  two files without running anything
 // A section that fails is reported as failed in the documents (with its error) and the run goes
@@ -101,7 +101,8 @@ async function main(): Promise<number> {
     sections: runs,
   };
   mkdirSync(values.out, { recursive: true });
-  const stem = join(values.out, started.toISOString().slice(0, 10));
+  // <date>.json for the default quick run, <date>-full.json for --full (both may be kept).
+  const stem = join(values.out, started.toISOString().slice(0, 10) + (quick ? '' : '-full'));
   writeFileSync(`${stem}.json`, JSON.stringify(doc, null, 2) + '\n');
   writeFileSync(`${stem}.md`, renderMarkdown(doc));
   writeFileSync(`${stem}.svg`, renderSvg(doc));
