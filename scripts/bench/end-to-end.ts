@@ -6,7 +6,7 @@
 //   overlay    tenet: a host agent per host (XDP on the host NIC, tc on the VM ports), one
 //              virtual subnet, VM MTU 1458 (1500 - 42 bytes of NVGRE);
 //   limit      the same shape joined by plain routed veths: no overlay, no programs, VM MTU 1500;
-//   limit_xdp  limit with a no-op XDP program on both host NICs (TCP only): XDP on a veth changes
+//   limit_xdp  limit with a no-op XDP program on both host NICs (no RR test): XDP on a veth changes
 //              how the peer hands it packets (no GSO/GRO batching through the XDP path), so this
 //              separates what XDP's presence costs from what tenet's work costs;
 //   vxlan      the kernel-native alternative: VXLAN (VNI 5001, UDP 4789) on the host NIC and a
@@ -441,15 +441,15 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
           add(`tcp_1.${key}`, t1.receivedBps / 1e6);
           const t4 = await iperf3(b.server, b.client, b.dst, { seconds: secs, parallel: 4 });
           add(`tcp_4.${key}`, t4.receivedBps / 1e6);
-          if (key === 'limit_xdp') {
-            log(
-              `end-to-end: round ${r + 1}/${rounds} limit_xdp: TCP ${(t1.receivedBps / 1e6).toFixed(0)} / ${(t4.receivedBps / 1e6).toFixed(0)} Mbit/s`,
-            );
-            continue;
-          }
           const u = await udp64(b, secs);
           add(`udp64.${key}`, u.pps);
           add(`udp64fwd.${key}`, u.forwardedPps);
+          if (key === 'limit_xdp') {
+            log(
+              `end-to-end: round ${r + 1}/${rounds} limit_xdp: TCP ${(t1.receivedBps / 1e6).toFixed(0)} / ${(t4.receivedBps / 1e6).toFixed(0)} Mbit/s, UDP64 ${u.pps.toFixed(0)} pps`,
+            );
+            continue;
+          }
           udpRuns.set(key, [...(udpRuns.get(key) ?? []), u]);
           const q = await tcpRr(b, secs, rr);
           add(`rr.${key}.tps`, q.tps!);
@@ -561,6 +561,13 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
       label: 'UDP 64-byte reaching vm2 eth0: overlay / VXLAN+bridge',
       unit: 'ratio',
       value: summarize(ratio('udp64fwd.overlay', 'udp64fwd.vxlan')),
+    });
+    figures.push({
+      key: 'end_to_end.udp64.limit_xdp_of_limit',
+      label: 'UDP 64-byte reaching vm2 eth0: limit with no-op XDP / limit',
+      unit: 'ratio',
+      value: summarize(ratio('udp64fwd.limit_xdp', 'udp64fwd.limit')),
+      note: 'what XDP on the host NIC veths costs by itself, per packet',
     });
     figures.push({
       key: 'end_to_end.udp64.overlay_of_limit',
