@@ -50,7 +50,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export function buildRrTool(): string {
   if (!existsSync(RR_BIN) || statSync(RR_BIN).mtimeMs < statSync(RR_SRC).mtimeMs) {
     mkdirSync(join(REPO, 'build', 'bench'), { recursive: true });
-    execFileSync('cc', ['-O2', '-Wall', '-o', RR_BIN, RR_SRC], { stdio: 'inherit' });
+    // clang: always there (scripts/setup installs it for the BPF build).
+    execFileSync('clang', ['-O2', '-Wall', '-o', RR_BIN, RR_SRC], { stdio: 'inherit' });
   }
   return RR_BIN;
 }
