@@ -3,11 +3,13 @@
 // <date>.md (tables) and <date>.svg (ratio chart).
 //
 // Usage: npm run bench [-- --full] [--sections a,b] [--out DIR] [--compare OLD.json [NEW.json]]
+//        npm run bench -- --render R.json
 //   --full         longer runs, more repetitions (default: quick, a few minutes on 2 cores)
 //   --sections     run a subset, by section key (per_packet,end_to_end,control_plane,restart,...)
 //   --out          where to write (default bench/results/; files <date>[-full].json/.md/.svg)
 //   --compare OLD  after the run, print new/old of every figure; with a second file, compare the
 //                  two files without running anything
+//   --render R.json  rewrite R.md and R.svg from R.json (no run)
 // A section that fails is reported as failed in the documents (with its error) and the run goes
 // on; the exit code is then 1.
 
@@ -51,8 +53,18 @@ async function main(): Promise<number> {
       sections: { type: 'string' },
       out: { type: 'string', default: join(REPO, 'bench', 'results') },
       compare: { type: 'string' },
+      render: { type: 'string' },
     },
   });
+  if (values.render !== undefined) {
+    // Rewrite the markdown and SVG of an existing result (after a change to the writers).
+    const d = readDoc(values.render);
+    const base = values.render.replace(/\.json$/, '');
+    writeFileSync(`${base}.md`, renderMarkdown(d));
+    writeFileSync(`${base}.svg`, renderSvg(d));
+    console.log(`written ${base}.md, ${base}.svg`);
+    return 0;
+  }
   if (values.compare !== undefined && positionals.length === 1) {
     const c = compareDocuments(readDoc(values.compare), readDoc(positionals[0]!));
     console.log(renderComparison(c, values.compare, positionals[0]!));

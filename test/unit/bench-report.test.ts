@@ -139,9 +139,9 @@ describe('renderMarkdown', () => {
 
 describe('renderSvg', () => {
   it('draws one bar per ratio figure, coloured by target', () => {
-    expect(ratioBars(doc()).map((b) => [b.label, b.median, b.met])).toEqual([
-      ['encap / no-op', 8, true],
-      ['overlay / VXLAN', 0.8, false],
+    expect(ratioBars(doc()).map((b) => [b.section, b.label, b.median, b.met, b.target])).toEqual([
+      ['Per-packet cost', 'encap / no-op', 8, true, 10],
+      ['End to end', 'overlay / VXLAN', 0.8, false, 1],
     ]);
     const svg = renderSvg(doc());
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
@@ -149,6 +149,16 @@ describe('renderSvg', () => {
     expect(svg.match(/<rect x="430"/g)).toHaveLength(2);
     expect(svg).toContain('fill="#2a9d4b"');
     expect(svg).toContain('fill="#d1362f"');
+    // One panel per section, each with its own scale: the target tick of 10 (of a max of 10.8)
+    // and of 1.0 (of a max of 1.62) land at the same relative place only if scaled per panel.
+    expect(svg).toContain('>Per-packet cost</text>');
+    expect(svg).toContain('>End to end</text>');
+    const ticks = [...svg.matchAll(/<line x1="([\d.]+)"[^>]*stroke-dasharray/g)].map((m) =>
+      Number(m[1]),
+    );
+    expect(ticks).toHaveLength(2);
+    expect(ticks[0]).toBeCloseTo(430 + (10 / (10 * 1.08)) * 420, 0);
+    expect(ticks[1]).toBeCloseTo(430 + (1 / (1.5 * 1.08)) * 420, 0);
   });
   it('escapes labels as XML', () => {
     const d = doc();
