@@ -223,3 +223,52 @@ describe('compareDocuments', () => {
     expect(text).toContain('1 worse by more than the tolerance');
   });
 });
+
+describe('profile parsers', () => {
+  it('timedRegion counts only samples under bpf_test_run, by leaf symbol, program tags folded', async () => {
+    const { timedRegion } = await import('../../scripts/bench/profile-per-packet.js');
+    const script = [
+      'node ',
+      '\tffffffffc0001234 bpf_prog_b908becf8c5c1e89_tenet_xdp_rx',
+      '\tffffffff81111111 bpf_test_run',
+      '\tffffffff81222222 bpf_prog_test_run_xdp',
+      '',
+      'node ',
+      '\tffffffff81333333 htab_map_hash',
+      '\tffffffffc0001234 bpf_prog_b908becf8c5c1e89_tenet_xdp_rx',
+      '\tffffffff81111111 bpf_test_run',
+      '',
+      'node ',
+      '\t         1234567 Builtins_LoadIC',
+      '',
+      'node ',
+      '\tffffffffc0005678 bpf_prog_0123456789abcdef_tenet_xdp_rx',
+      '\tffffffff81111111 bpf_test_run',
+    ].join('\n');
+    const r = timedRegion(script);
+    expect(r.total).toBe(4);
+    expect(r.inside).toBe(3);
+    expect([...r.bySym]).toEqual([
+      ['bpf_prog_tenet_xdp_rx', 2],
+      ['htab_map_hash', 1],
+    ]);
+  });
+  it('trafficSamples keeps iperf3 and ksoftirqd samples only', async () => {
+    const { trafficSamples } = await import('../../scripts/bench/profile-e2e.js');
+    const script = [
+      '  iperf3 ffffffff81000001 skb_release_data',
+      '  iperf3 ffffffffc0000001 bpf_prog_f947412cb6b03853_tenet_port_ingress',
+      '  ksoftirqd/1 ffffffff81000002 veth_xdp_rcv_skb',
+      '  node 7f0000000001 Builtins_LoadIC',
+      '  python3 ffffffff81000001 skb_release_data',
+    ].join('\n');
+    const r = trafficSamples(script);
+    expect(r.total).toBe(5);
+    expect(r.kept).toBe(3);
+    expect(Object.fromEntries(r.bySym)).toEqual({
+      skb_release_data: 1,
+      bpf_prog_tenet_port_ingress: 1,
+      veth_xdp_rcv_skb: 1,
+    });
+  });
+});
