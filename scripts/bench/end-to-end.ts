@@ -207,6 +207,8 @@ interface UdpRun {
   forwardedPps: number;
   sentPps: number;
   hops: number[];
+  /** The devices' own drop counters over the run, per hop. */
+  hopDrops: number[];
   /** Receiving VM: datagrams delivered to sockets, and dropped for a full socket buffer. */
   socket: { delivered: number; rcvbufErrors: number };
   tenet?: { encap: number; decap: number; drops: number };
@@ -238,6 +240,7 @@ async function udp64(b: Built, seconds: number): Promise<UdpRun> {
     forwardedPps: hopDeltas[hopDeltas.length - 1]! / secs,
     sentPps: packets / secs,
     hops: hopDeltas,
+    hopDrops: after.map((a, i) => a.dropped - before[i]!.dropped),
     socket: {
       delivered: s1.inDatagrams - s0.inDatagrams,
       rcvbufErrors: s1.rcvbufErrors - s0.rcvbufErrors,
@@ -509,7 +512,12 @@ export const endToEnd: Section = async ({ quick, log }): Promise<SectionResult> 
     for (const key of ['overlay', 'limit', 'vxlan'] as const) {
       const runs = udpRuns.get(key)!;
       const last = runs[runs.length - 1]!;
-      const chain = built[key].hops.map((h, i) => `${h.name} ${last.hops[i]}`).join(' -> ');
+      const chain = built[key].hops
+        .map(
+          (h, i) =>
+            `${h.name} ${last.hops[i]}${last.hopDrops[i] ? ` (dropped ${last.hopDrops[i]})` : ''}`,
+        )
+        .join(' -> ');
       const tenet = last.tenet
         ? `; tenet counters: encapsulated ${last.tenet.encap} (hv1), decapsulated ${last.tenet.decap} (hv2), dropped ${last.tenet.drops}`
         : '';
