@@ -10,7 +10,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TenetClient } from '../../agent/api/client.js';
-import { Lab, buildTopology, loadLabFile, type BgProcess } from '../../agent/lab/index.js';
+import { CounterReader } from '../../agent/datapath/counters.js';
+import {
+  Lab,
+  buildTopology,
+  loadLabFile,
+  type BgProcess,
+  type Topology,
+} from '../../agent/lab/index.js';
 import { Traffic, type StreamSpec } from '../../test/resilience/harness.js';
 import {
   ROOT,
@@ -51,6 +58,36 @@ const STREAMS: readonly StreamSpec[] = [
     port: 7103,
   },
 ];
+
+/**
+ * Drop counters along the lab: every interface's rx/tx dropped (ip -s link) in the hosts, the
+ * switch and the VMs, and tenet's per-reason drop counters of both hosts; keyed by where.
+ */
+async function pathDrops(topo: Topology, bpffs: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const nss = [topo.switch.ns, ...topo.hosts.map((h) => h.ns), ...topo.vms.map((v) => v.ns)];
+  for (const ns of nss) {
+    const r = await ns.ip('-s', '-j', 'link', 'show');
+    const links = JSON.parse(r.stdout) as Array<{
+      ifname: string;
+      stats64?: { rx: { dropped: number }; tx: { dropped: number } };
+    }>;
+    for (const l of links) {
+      if (l.stats64 === undefined || l.ifname === 'lo') continue;
+      out.set(`${ns.short} ${l.ifname} rx dropped`, l.stats64.rx.dropped);
+      out.set(`${ns.short} ${l.ifname} tx dropped`, l.stats64.tx.dropped);
+    }
+  }
+  for (const h of HOSTS) {
+    const c = new CounterReader(join(bpffs, h));
+    try {
+      for (const d of c.dropTotals()) out.set(`tenet ${h} ${d.reason}`, Number(d.packets));
+    } finally {
+      c.close();
+    }
+  }
+  return out;
+}
 
 export const restart: Section = async ({ quick, log }): Promise<SectionResult> => {
   const rounds = quick ? 3 : 10;
@@ -125,6 +162,7 @@ export const restart: Section = async ({ quick, log }): Promise<SectionResult> =
       .ns.spawn(['iperf3', '-c', '198.19.1.11', '-p', '5299', '-t', String(maxSeconds), '-J'], {
         timeoutMs: (maxSeconds + 20) * 1000,
       });
+    const drops0 = await pathDrops(topo, bpffs);
     traffic = await Traffic.start(topo, STREAMS, [], { rate, maxSeconds });
     await sleep(1000);
     const serving: number[] = [];
@@ -145,6 +183,11 @@ export const restart: Section = async ({ quick, log }): Promise<SectionResult> =
       await sleep(1000);
     }
     const report = await traffic.stop();
+    const drops1 = await pathDrops(topo, bpffs);
+    const dropped = [...drops1]
+      .map(([k, v]) => [k, v - (drops0.get(k) ?? 0)] as const)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ${v}`);
     traffic = undefined;
     const bulk = await bulkClient.kill('SIGINT', 3000);
     let bulkMbps = NaN;
@@ -200,6 +243,8 @@ export const restart: Section = async ({ quick, log }): Promise<SectionResult> =
         `Load alongside: an iperf3 TCP bulk transfer red-vm2 -> red-vm1 across the overlay for the whole phase ` +
           `(${bulkMbps.toFixed(0)} Mbit/s on average).`,
         'The datapath (pinned maps and links) keeps forwarding while tenetd is dead; a restarted tenetd adopts it.',
+        `Drops during the phase, by where they were counted (device drop counters of every lab interface, ` +
+          `tenet's drop counters by reason): ${dropped.length ? dropped.join(', ') : 'none'}.`,
       ],
     };
   } finally {
