@@ -144,6 +144,48 @@ interface LoadResult {
   hwmMiB: number;
 }
 
+export interface ControlPlaneOptions {
+  /** Record counts to load (each from the base policy); sizes the map cannot hold are still tried. */
+  readonly sizes: readonly number[];
+  /** Repetitions of every size. */
+  readonly runs: number;
+  /** Single-record updates on the largest set that loaded (bounded by updateBudgetMs). */
+  readonly updates: number;
+  readonly updateBudgetMs: number;
+  /** At least this many updates even past the budget (a p99 needs some). */
+  readonly minUpdates?: number;
+  readonly cpuProf?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+export type ControlPlaneSummary = Record<string, unknown> & {
+  records_map_capacity: number;
+  bulk_load: Record<
+    string,
+    {
+      ok: boolean;
+      error?: string;
+      wall_ms: Summary;
+      records_per_second: Summary;
+      rss_mib: Summary;
+      rss_mib_run1: number;
+    }
+  >;
+  update: {
+    on_records: number;
+    rpc_ms: Record<string, number>;
+    rpc_return_to_visible_ms: Record<string, number>;
+    rpc_plus_visible_ms: Record<string, number>;
+  };
+};
+
+/** The sizes the CLI measures for N: 10k, the largest round size the map can hold, 100k, N. */
+export function defaultSizes(n: number): number[] {
+  const capacity = Maps.tenet_records.maxEntries;
+  const fit = Math.floor((capacity - benchPolicy().demoRecords.length) / 5000) * 5000;
+  return [...new Set([10_000, fit, 100_000, n].filter((s) => s <= n))].sort((a, b) => a - b);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -157,15 +199,39 @@ async function main(): Promise<void> {
   });
   const n = values.quick ? 100_000 : Number(values.records);
   const runs = Number(values.runs);
-  const updates = Number(values.updates);
-  const updateBudgetMs = Number(values['update-seconds']) * 1000;
   if (!Number.isInteger(n) || n < 1 || n > 4_000_000) throw new Error('--records takes 1..4e6');
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
+  const stemOf = (date: string): string =>
+    `control-plane-${date.slice(0, 10)}${n === 1_000_000 ? '' : `-${n}`}`;
+  const summary = await measureControlPlane({
+    sizes: defaultSizes(n),
+    runs,
+    updates: Number(values.updates),
+    updateBudgetMs: Number(values['update-seconds']) * 1000,
+    cpuProf: values['cpu-prof'],
+    profileName: stemOf(new Date().toISOString()),
+  } as ControlPlaneOptions & { profileName: string });
+  const out = join(REPO, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  // control-plane-<date>.json for the default 1,000,000 records, -<N> for other sizes.
+  const file = join(out, `${stemOf(summary.date as string)}.json`);
+  writeFileSync(file, JSON.stringify(summary, null, 2) + '\n');
+  console.log(`written to ${file}`);
+}
+
+/** Loads, updates and measures a real tenetd on the demo lab; returns the figures (no files). */
+export async function measureControlPlane(
+  o: ControlPlaneOptions & { profileName?: string },
+): Promise<ControlPlaneSummary> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const sizes = [...o.sizes].sort((a, b) => a - b);
+  const n = sizes[sizes.length - 1]!;
+  const runs = o.runs;
+  const updates = o.updates;
+  const updateBudgetMs = o.updateBudgetMs;
+  const minUpdates = o.minUpdates ?? 0;
   const capacity = Maps.tenet_records.maxEntries;
   const { doc, demoRecords } = benchPolicy();
-  // The sizes: 10k, the largest round size the records map can hold, 100k, N.
-  const fit = Math.floor((capacity - demoRecords.length) / 5000) * 5000;
-  const sizes = [...new Set([10_000, fit, 100_000, n].filter((s) => s <= n))].sort((a, b) => a - b);
   const generated = Array.from({ length: n }, (_, i) => record(i));
 
   const lab = await Lab.create('bench-cp');
@@ -188,7 +254,7 @@ async function main(): Promise<void> {
     daemon = startDaemon(
       cfg,
       { NODE_OPTIONS: TENETD_NODE_OPTIONS },
-      values['cpu-prof'] ? { wrap: prof } : {},
+      o.cpuProf ? { wrap: prof } : {},
     );
     await daemon.waitLog((l) => l.event === 'ready', 60_000);
     const pid = daemon.child.pid as number;
@@ -196,7 +262,7 @@ async function main(): Promise<void> {
     await client.policy('Apply', { text: stringify(doc) }, { timeoutMs: 60_000 });
     const baseEntries = countEntries(pinRoot);
     const idle = rss(pid);
-    console.log(
+    log(
       `tenetd pid ${pid} on hv1; base policy: ${baseEntries} records in tenet_records ` +
         `(capacity ${capacity}); RSS ${idle.rssMiB.toFixed(0)} MiB; sizes ${sizes.join(', ')}`,
     );
@@ -246,7 +312,7 @@ async function main(): Promise<void> {
         };
         loads.push(r);
         if (ok) largest = Math.max(largest, size);
-        console.log(
+        log(
           `run ${run}: ${size} records: ${ok ? 'ok' : `REFUSED (${error})`} in ${r.wallMs} ms ` +
             `(${r.recordsPerSecond} records/s); map holds ${r.mapEntries}; ` +
             `daemon ${JSON.stringify(r.daemonMs ?? {})}, host apply ${r.hostApplyMs ?? '-'} ms; ` +
@@ -274,11 +340,16 @@ async function main(): Promise<void> {
     );
     const rpcMs: number[] = [];
     const visibleMs: number[] = [];
+    const totalMs: number[] = [];
     let visibleBeforeReturn = 0;
     let polls = 0;
     const began = performance.now();
     try {
-      for (let u = 0; u < updates && performance.now() - began < updateBudgetMs; u++) {
+      for (
+        let u = 0;
+        u < updates && (u < minUpdates || performance.now() - began < updateBudgetMs);
+        u++
+      ) {
         const i = (u * 7919) % largest;
         const rec = record(i, u % 2 === 0 ? 0xb1 : 0xb2);
         const key = { vsid: VSID, family: 6, addr: caBytes(i) };
@@ -307,6 +378,7 @@ async function main(): Promise<void> {
         polls += k;
         rpcMs.push(t1 - t0);
         visibleMs.push(t2 - t1);
+        totalMs.push(t2 - t0);
       }
     } finally {
       map.close();
@@ -369,6 +441,7 @@ async function main(): Promise<void> {
         on_records: largest,
         rpc_ms: dist(rpcMs),
         rpc_return_to_visible_ms: dist(visibleMs),
+        rpc_plus_visible_ms: dist(totalMs),
         visible_on_first_poll: visibleBeforeReturn,
         mean_polls: +(polls / Math.max(1, rpcMs.length)).toFixed(2),
         budget_ms: updateBudgetMs,
@@ -378,24 +451,21 @@ async function main(): Promise<void> {
       rss_peak_mib: Math.round(final.hwmMiB),
       loads,
     };
-    console.log(
+    log(
       `\nupdates on ${largest} records: ${rpcMs.length} done; RPC ms ${JSON.stringify(summary.update.rpc_ms)}; ` +
         `RPC return -> visible ms ${JSON.stringify(summary.update.rpc_return_to_visible_ms)} ` +
         `(${visibleBeforeReturn} already visible on the first poll)`,
     );
-    const out = join(REPO, 'bench', 'results');
-    mkdirSync(out, { recursive: true });
-    // control-plane-<date>.json for the default 1,000,000 records, -<N> for other sizes.
-    const stem = `control-plane-${summary.date.slice(0, 10)}${n === 1_000_000 ? '' : `-${n}`}`;
-    const file = join(out, `${stem}.json`);
-    writeFileSync(file, JSON.stringify(summary, null, 2) + '\n');
-    console.log(`written to ${file}`);
-
     client.close();
     client = undefined;
     daemon.child.kill('SIGTERM');
     await daemon.exited;
-    if (values['cpu-prof']) printProfile(profDir, join(REPO, 'bench', 'tmp', `${stem}.cpuprofile`));
+    if (o.cpuProf)
+      printProfile(
+        profDir,
+        join(REPO, 'bench', 'tmp', `${o.profileName ?? 'control-plane'}.cpuprofile`),
+      );
+    return summary as unknown as ControlPlaneSummary;
   } finally {
     client?.close();
     await killDaemon(daemon);
@@ -451,7 +521,10 @@ function printProfile(profDir: string, keepAs: string): void {
   console.log(`self time by function:\n${top(fn, 25)}`);
 }
 
-main().catch((e: unknown) => {
-  console.error(`bench:control-plane failed: ${e instanceof Error ? (e.stack ?? e.message) : e}`);
-  process.exit(1);
-});
+// Run as a command only (the suite imports measureControlPlane).
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e: unknown) => {
+    console.error(`bench:control-plane failed: ${e instanceof Error ? (e.stack ?? e.message) : e}`);
+    process.exit(1);
+  });
+}

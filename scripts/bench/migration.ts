@@ -129,7 +129,21 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 50) throw new Error('--runs takes 1..50');
+  const summary = await measureMigration(runs, (l) => console.log(l));
+  const dir = join(REPO, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `migration-${summary.date.slice(0, 10)}.json`);
+  writeFileSync(file, JSON.stringify(summary, null, 2) + '\n');
+  const fmt = (x: { min: number; median: number; max: number }): string =>
+    `min ${x.min}, median ${x.median}, max ${x.max}`;
+  console.log(`\nping packets lost per move: ${fmt(summary.lost_packets)}`);
+  console.log(`UDP packets lost per move: ${fmt(summary.udp_lost_packets)}`);
+  console.log(`UDP outage per move (ms): ${fmt(summary.udp_outage_ms)}`);
+  console.log(`written to ${file}`);
+}
 
+/** Moves blue-vm2 back and forth `runs` times under traffic on a fresh demo lab (no files). */
+export async function measureMigration(runs: number, log: (line: string) => void) {
   const lab = await Lab.create('bench-mig');
   const agents: Partial<Record<Host, HostAgent>> = {};
   try {
@@ -152,7 +166,7 @@ async function main(): Promise<void> {
       const r = await moveOnce(lab, topo, all, base, where, to);
       results.push(r);
       where = to;
-      console.log(
+      log(
         `run ${i + 1}: ${r.from} -> ${r.to}: ping lost ${r.lost} of ${r.transmitted} ` +
           `(took ${r.pingTimeMs} ms for 6,000 ms of schedule); UDP lost ${r.udpLost} of ` +
           `${r.udpSent}, longest outage ${r.udpOutageMs} ms ` +
@@ -171,23 +185,17 @@ async function main(): Promise<void> {
       udp_outage_ms: summarize(results.map((r) => r.udpOutageMs)),
       destination_applied_ms: summarize(results.map((r) => r.destinationAppliedMs)),
     };
-    const dir = join(REPO, 'bench', 'results');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `migration-${summary.date.slice(0, 10)}.json`);
-    writeFileSync(file, JSON.stringify(summary, null, 2) + '\n');
-    const fmt = (x: { min: number; median: number; max: number }): string =>
-      `min ${x.min}, median ${x.median}, max ${x.max}`;
-    console.log(`\nping packets lost per move: ${fmt(summary.lost_packets)}`);
-    console.log(`UDP packets lost per move: ${fmt(summary.udp_lost_packets)}`);
-    console.log(`UDP outage per move (ms): ${fmt(summary.udp_outage_ms)}`);
-    console.log(`written to ${file}`);
+    return summary;
   } finally {
     for (const a of Object.values(agents)) await a.stop();
     await lab.teardown();
   }
 }
 
-main().catch((e: unknown) => {
-  console.error(`bench:migration failed: ${e instanceof Error ? (e.stack ?? e.message) : e}`);
-  process.exit(1);
-});
+// Run as a command only (the suite imports measureMigration).
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e: unknown) => {
+    console.error(`bench:migration failed: ${e instanceof Error ? (e.stack ?? e.message) : e}`);
+    process.exit(1);
+  });
+}
