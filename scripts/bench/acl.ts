@@ -256,6 +256,8 @@ export const aclSection: Section = async (opts: SectionOptions): Promise<Section
   }
 };
 
+export default aclSection;
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const result = await aclSection({ quick, log: (l) => console.error(l) });
