@@ -225,6 +225,23 @@ export const aclSection: Section = async (opts: SectionOptions): Promise<Section
         value: summarize(xs.map((x, i) => x - (base[i] as number))),
       });
     }
+    // The target of the feature: per-packet cost independent of the rule count up to 10,000.
+    const flat = (shape: string, from: number): void => {
+      const a = samples.get(`${shape}-${from}`);
+      const b = samples.get(`${shape}-10000`);
+      if (!a || !b) return;
+      const r = summarize(b.map((x, i) => x / (a[i] as number)));
+      figures.push({
+        key: `acl.${shape}.rules_10000_vs_${from}.ratio`,
+        label: `${shape}: 10,000 rules / ${from} rule(s), per packet`,
+        unit: 'ratio',
+        value: r,
+        target: '<= 1.25 (cost independent of the rule count)',
+        met: r.median <= 1.25,
+      });
+    };
+    flat('typical', 1);
+    flat('dense', 100);
     figures.push({
       key: 'acl.update_10000.ms',
       label: 'replace a 10,000-rule set (compile + write + flip + delete old)',
