@@ -101,7 +101,7 @@ function installPolicy(pinRoot: string): void {
 export const aclSection: Section = async (opts: SectionOptions): Promise<SectionResult> => {
   const rounds = opts.quick ? 5 : 11;
   const repeat = opts.quick ? 20000 : 100000;
-  const pinRoot = `/sys/fs/bpf/tenet-bench-acl-${randomBytes(4).toString('hex')}`;
+  const pinRoot = `/sys/fs/bpf/tenet-test-bench-acl-${randomBytes(4).toString('hex')}`;
   mkdirSync(pinRoot, { recursive: true });
   const noopObj = BpfObject.open(join(bpfBuildDir(), 'testing', 'noop.o'));
   const port = await loadObject('tenet_port', pinRoot);
