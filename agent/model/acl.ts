@@ -228,8 +228,16 @@ function parse(frame: Uint8Array, l3Off: number, family: 4 | 6, dir: AclDir): Pa
   return parsed;
 }
 
+/** Parsed prefixes by text: rules are evaluated per packet, parsing once is enough. */
+const PREFIXES = new Map<string, ReturnType<typeof prefixOf>>();
+
 function prefixMatch(text: string, family: 4 | 6, addr: Uint8Array): boolean {
-  const p = prefixOf(text);
+  let p = PREFIXES.get(text);
+  if (p === undefined) {
+    p = prefixOf(text);
+    if (PREFIXES.size > 65536) PREFIXES.clear();
+    PREFIXES.set(text, p);
+  }
   if (p.family !== family) return false;
   for (let bit = 0; bit < p.length; bit++) {
     const m = 0x80 >> (bit & 7);

@@ -199,7 +199,7 @@ enum tenet_acl_stat {
 
 /*
  * Per-CPU working space of the classifier (TENET_MAP_ACL_SCRATCH): the packet's flow, match
- * values, keys and header copies, kept off the stack (the forwarding path leaves the ACL call 64
+ * values, keys and header copies, kept off the stack (the forwarding path leaves the ACL calls 48
  * bytes of the 512). Not read by the agent.
  */
 struct tenet_acl_scratch {

@@ -60,7 +60,7 @@ struct {
 /*
  * Field tables of all rule sets. Key: struct tenet_acl_field_key (rule set, field, value prefix).
  * Value: struct tenet_acl_bits, the rules the value admits. Written by the agent's ACL compiler
- * (agent/compiler/acl.ts), read seven times per classified packet. An LPM trie: addresses are
+ * (agent/compiler/acl.ts), read two to six times per classified packet. An LPM trie: addresses are
  * prefixes, port ranges are compiled into prefixes, and exact fields (protocol, MAC, VSID) are
  * full-length prefixes with a /0 wildcard entry; lookup cost depends on the key length, not on the
  * number of rules. Not preallocated (kernel requirement), so only written entries cost memory.
@@ -786,7 +786,7 @@ __noinline int tenet_acl_apply(void)
  * end. Returns 0 to let the packet go on, or a negated drop reason.
  *
  * The stages are BPF-to-BPF calls made one after the other from here, not inlined: the
- * forwarding path's frame leaves 64 bytes of the 512-byte stack, and the deepest chain is that
+ * forwarding path's frame leaves 48 bytes of the 512-byte stack, and the deepest chain is that
  * frame plus one stage's. Everything the stages share is in the per-CPU scratch map.
  */
 static __always_inline int tenet_acl(const struct tenet_ctx *ctx, __u32 l3_off, __u8 family,

@@ -2,7 +2,12 @@
 // entries, port ranges as prefixes, capacity errors and the encodings the datapath reads. The
 // expectations are worked out by hand from the rules, not taken from the compiler.
 
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { CompileError } from '../../agent/compiler/compile.js';
+import { parsePolicy } from '../../agent/policy/index.js';
 import {
   ACL_BITS_BYTES,
   ACL_HOST_RULES_MAX,
@@ -10,6 +15,7 @@ import {
   AclCompileError,
   bitsValueBytes,
   compileAcls,
+  compileHostAcls,
   compileDirection,
   compileField,
   fieldKeyBytes,
@@ -18,6 +24,8 @@ import {
   type AclFieldEntry,
 } from '../../agent/compiler/acl.js';
 import type { AclRule } from '../../agent/policy/model.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
 
 const r = (name: string, o: Partial<AclRule> = {}): AclRule => ({
   name,
@@ -195,6 +203,24 @@ describe('capacity and bad input', () => {
     expect(() => compileAcls(acls, () => 3)).toThrow(
       new RegExp(`portAcls\\[3\\] \\(port p3\\).*36000 .* limit of ${ACL_HOST_RULES_MAX} per host`),
     );
+  });
+
+  it('for a host agent, an over-capacity ACL is a CompileError naming the port and the limit', () => {
+    const doc = parse(readFileSync(join(ROOT, 'scripts/lab/demo-policy.yaml'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    const policy = parsePolicy({
+      ...doc,
+      portAcls: [{ port: 'blue-vm1', rules: many(ACL_RULES_MAX + 1) }],
+    });
+    const interfaces = new Map([['vm-blue1', { ifindex: 5 }]]);
+    expect(() => compileHostAcls(policy, 'hv1', interfaces)).toThrow(CompileError);
+    expect(() => compileHostAcls(policy, 'hv1', interfaces)).toThrow(
+      /cannot compile the policy for host hv1:[\s\S]*port blue-vm1[\s\S]*limit of 10240 per port and direction/,
+    );
+    // The same policy on the other host has nothing of blue-vm1's to compile.
+    expect(compileHostAcls(policy, 'hv2', new Map())).toEqual([]);
   });
 
   it('compiles only the ports of this host', () => {
