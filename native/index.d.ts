@@ -106,6 +106,12 @@ export declare class BpfObject {
    * 'ENOENT', an ordinary map 'EINVAL'; bytes beyond the map's size: TypeError.
    */
   writeInitialValue(map: string, offset: number, data: Uint8Array): void;
+  /**
+   * bpf_map__set_max_entries: the capacity `map` is created with (before load() only; after it
+   * code 'EBUSY'). Unknown map 'ENOENT'; maxEntries not a positive u32: TypeError. A map pinned
+   * by name is reused only when its max_entries equals this, else load() fails (EINVAL).
+   */
+  setMaxEntries(map: string, maxEntries: number): void;
   /** Frees the object (idempotent). Maps/programs handed out stay open. */
   close(): void;
   readonly loaded: boolean;
