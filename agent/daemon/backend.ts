@@ -62,6 +62,7 @@ export interface HostAgentModule {
       netns?: string;
       logger?: BackendLogger;
       dropEvents?: boolean;
+      recordsCapacity?: number;
     }): Promise<HostAgentLike>;
   };
 }
@@ -113,6 +114,7 @@ export class HostBackend implements PolicyBackend {
       ...(this.config.datapath.netns === undefined ? {} : { netns: this.config.datapath.netns }),
       logger: this.log,
       dropEvents: this.config.datapath.dropEvents,
+      recordsCapacity: this.config.capacity.lookupRecords,
     });
     if (this.config.datapath.dropEvents) this.events = await import('../datapath/events.js');
     return { installed: await this.agent.hasInstalledPolicy() };
@@ -296,7 +298,7 @@ async function pinnedMapUsage(pinRoot: string): Promise<MapUsageSample[]> {
     try {
       let entries = 0;
       for (let key = map.nextKey(null); key !== null; key = map.nextKey(key)) entries++;
-      out.push({ map: name, entries, capacity: Maps[name].maxEntries });
+      out.push({ map: name, entries, capacity: map.maxEntries });
     } finally {
       map.close();
     }
@@ -338,6 +340,7 @@ export function memoryBackend(config: Config): PolicyBackend {
   const capacity = Object.fromEntries(
     TABLE_NAMES.map((t) => [t, Maps[TABLES[t].map].maxEntries]),
   ) as Record<TableName, number>;
+  capacity.records = config.capacity.lookupRecords;
   const tables = new MemoryPolicyTables({ capacity });
   return new ReconcilerBackend({
     hostName: config.hostName,

@@ -20,13 +20,19 @@
 //                                       # (tenet_cfg_drop_events), for Watch's datapath events
 //     interfaces: { eth0: { ifindex: 2, mac: '02:00:00:00:00:01', mtu: 1500 } }  # memory only
 //     underlay: { 198.18.0.2: '02:00:00:00:00:02' }  # memory only: next-hop MAC per remote PA
+//   capacity:
+//     lookupRecords: 65536              # entries of the lookup-records map (tenet_records),
+//                                       # 1024..16777216; default TENET_RECORDS_MAX (65536). A
+//                                       # change resizes a running datapath at the next start
+//                                       # without a forwarding gap (docs/control-plane.md); a
+//                                       # size below the records it holds is refused
 
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { TENET_PIN_ROOT } from '../abi/generated.js';
+import { Maps, TENET_PIN_ROOT } from '../abi/generated.js';
 import { formatPath } from '../policy/errors.js';
 
 export class ConfigError extends Error {
@@ -74,6 +80,10 @@ const interfaceFacts = z.strictObject({
   mtu: z.number().int().min(68).max(65535),
 });
 
+/** Bounds of capacity.lookupRecords: a hash map's max_entries, 40 bytes of value each. */
+export const RECORDS_CAPACITY_MIN = 1024;
+export const RECORDS_CAPACITY_MAX = 16 * 1024 * 1024;
+
 export const configSchema = z.strictObject({
   hostName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'not a valid host name'),
   socket: z
@@ -112,6 +122,16 @@ export const configSchema = z.strictObject({
         .default({}),
     })
     .default({ backend: 'host', dropEvents: false, interfaces: {}, underlay: {} }),
+  capacity: z
+    .strictObject({
+      lookupRecords: z
+        .number()
+        .int()
+        .min(RECORDS_CAPACITY_MIN)
+        .max(RECORDS_CAPACITY_MAX)
+        .default(Maps.tenet_records.maxEntries),
+    })
+    .default({ lookupRecords: Maps.tenet_records.maxEntries }),
 });
 
 export type Config = z.output<typeof configSchema>;

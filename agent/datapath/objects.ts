@@ -26,6 +26,11 @@ export interface LoadObjectOptions {
   readonly knobs?: Readonly<Partial<Record<KnobName, KnobValue>>>;
   /** Directory of the objects (default bpfBuildDir()). */
   readonly dir?: string;
+  /**
+   * Capacities (max_entries) of maps, by map name, set before load (bpf_map__set_max_entries):
+   * tenetd's `capacity` setting. A map the object does not have is skipped, like a knob.
+   */
+  readonly maxEntries?: Readonly<Record<string, number>>;
 }
 
 /** The datapath's knobs from the agent's settings. */
@@ -73,6 +78,12 @@ export async function loadObject(
         ) as [string, KnobValue][],
       );
       setKnobs(obj, layout, values);
+    }
+    if (opts.maxEntries !== undefined) {
+      const have = new Set(obj.mapNames());
+      for (const [map, n] of Object.entries(opts.maxEntries)) {
+        if (have.has(map)) obj.setMaxEntries(map, n);
+      }
     }
     await obj.load();
   } catch (e) {

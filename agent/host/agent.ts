@@ -80,6 +80,15 @@ import {
 } from './migrate.js';
 import { checkPinnedMaps, preparePinRoot, type PinnedMapsReport } from './pins.js';
 import {
+  abortRecordsResize,
+  beginRecordsResize,
+  copyRecords,
+  DEFAULT_RECORDS_CAPACITY,
+  finishRecordsResize,
+  RECORDS_MAP,
+  type RecordsResize,
+} from './capacity.js';
+import {
   UnderlayResolver,
   type UnderlayOptions,
   type UnderlayStatus,
@@ -122,6 +131,12 @@ export interface HostAgentOptions {
   abiVersion?: number;
   /** Directory of the BPF objects (default: $TENET_BPF_DIR or build/bpf/). */
   bpfDir?: string;
+  /**
+   * Entries of the lookup-records map (default TENET_RECORDS_MAX, the size of existing pins). A
+   * pinned map of another size is resized without a forwarding gap (agent/host/capacity.ts);
+   * a size below the records it holds refuses the start (CapacityError, nothing changed).
+   */
+  recordsCapacity?: number;
 }
 
 export interface ApplyReport {
@@ -221,6 +236,8 @@ export class HostAgent {
     readonly adopted: PinnedMapsReport,
     /** A datapath of an older ABI waiting to be migrated by the next applyPolicy. */
     private migration: MigrationPlan | undefined,
+    /** A resize of the records map waiting for its cutover at the next applyPolicy. */
+    private resize: RecordsResize | undefined,
   ) {
     this.hostName = opts.hostName;
     this.pinRoot = opts.pinRoot ?? TENET_PIN_ROOT;
@@ -260,7 +277,16 @@ export class HostAgent {
       );
     }
     preparePinRoot(pinRoot, abiVersion);
-    const adopted = checkPinnedMaps(pinRoot);
+    const adopted = checkPinnedMaps(pinRoot, new Set([RECORDS_MAP]));
+    const recordsCapacity = opts.recordsCapacity ?? DEFAULT_RECORDS_CAPACITY;
+    // Before the load: a refused size leaves everything as it was.
+    const resize = beginRecordsResize(pinRoot, recordsCapacity);
+    if (resize !== undefined) {
+      log.info(
+        { pinRoot, map: RECORDS_MAP, ...resize },
+        'resizing the lookup-records map: the cutover happens at the next policy apply',
+      );
+    }
     log.info(
       { pinRoot, adoptedMaps: adopted.adopted.length, newMaps: adopted.absent.length },
       adopted.adopted.length > 0 ? 'adopting pinned datapath' : 'creating datapath',
@@ -275,6 +301,7 @@ export class HostAgent {
       for (const name of objectNames) {
         const obj = await loadObject(name, pinRoot, {
           knobs: datapathKnobs({ dropEvents: opts.dropEvents === true }),
+          maxEntries: { [RECORDS_MAP]: recordsCapacity },
           ...(opts.bpfDir === undefined ? {} : { dir: opts.bpfDir }),
         });
         try {
@@ -292,8 +319,19 @@ export class HostAgent {
           obj.close();
         }
       }
+      if (resize !== undefined) {
+        const copied = copyRecords(resize);
+        log.info({ map: RECORDS_MAP, ...copied }, 'records copied into the resized map');
+      }
     } catch (e) {
       closeAll();
+      if (resize !== undefined) {
+        try {
+          abortRecordsResize(resize);
+        } catch (e2) {
+          log.error(errFields(e2), 'putting the records map pin back failed');
+        }
+      }
       throw e;
     }
 
@@ -323,6 +361,7 @@ export class HostAgent {
         links,
         adopted,
         migration,
+        resize,
       );
       await agent.adoptUnderlay();
       const found = links.list();
@@ -435,6 +474,16 @@ export class HostAgent {
     if (this.migration !== undefined) await this.migrate(this.migration, compiled);
 
     const links = this.links.ensure(desired);
+    if (this.resize !== undefined) {
+      // Every attachment runs a program of the resized map now (ensure upgraded them); the old
+      // map goes before anything is written to the new one (capacity.ts, step 4).
+      finishRecordsResize(this.resize);
+      this.log.info(
+        { map: RECORDS_MAP, from: this.resize.from, to: this.resize.to, upgraded: links.updated },
+        'lookup-records map resized',
+      );
+      this.resize = undefined;
+    }
     let result: ApplyResult | undefined;
     let settleError: SettleError | undefined;
     try {
@@ -492,6 +541,11 @@ export class HostAgent {
         : 'policy applied',
     );
     return report;
+  }
+
+  /** A resize of the records map waiting for the next applyPolicy's cutover, if any. */
+  get pendingResize(): RecordsResize | undefined {
+    return this.resize;
   }
 
   /** The older datapath the next applyPolicy migrates from (its pin root), if any. */
