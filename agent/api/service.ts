@@ -467,14 +467,19 @@ async function commitChange(
   // The rewrite is known only once the change is built against the document the store holds
   // when the commit runs; carry it out of the build through this holder.
   let rewrite: obj.Change['rewrite'];
+  let records: obj.Change['records'];
   const build = (doc: PolicyDocument): PolicyDocument => {
     const c = change(doc);
     rewrite = c.rewrite;
+    records = c.records;
     return c.next;
   };
   return store.commit(method, build, {
     get rewrite() {
       return rewrite;
+    },
+    get records() {
+      return records;
     },
   });
 }
@@ -552,21 +557,34 @@ function bulkLoad(ctx: ApiContext) {
         }
         try {
           const whole = document;
+          let hint: obj.Change['records'];
           const r = await ctx.store.commit(
             whole === undefined ? method : 'Apply',
             whole === undefined
-              ? (doc) => obj.mergeLookupRecords(doc, records, replace)
+              ? replace
+                ? (doc) => obj.mergeLookupRecords(doc, records, replace)
+                : (doc) => {
+                    const c = obj.mergeLookupRecordsChange(doc, records);
+                    hint = c.records;
+                    return c.next;
+                  }
               : () => ({
                   ...whole,
                   lookupRecords: [...asList<LookupRecord>(whole.lookupRecords), ...records],
                 }),
             whole === undefined
-              ? {
-                  dryRun,
-                  ...(replace
-                    ? { rewrite: { documentPath: 'lookupRecords', requestField: 'lookup_records' } }
-                    : {}),
-                }
+              ? replace
+                ? {
+                    dryRun,
+                    rewrite: { documentPath: 'lookupRecords', requestField: 'lookup_records' },
+                  }
+                : {
+                    dryRun,
+                    // Read after the build ran (a spread would read it before).
+                    get records() {
+                      return hint;
+                    },
+                  }
               : { dryRun, whole: true },
           );
           const res = commitMessage(r);
