@@ -33,7 +33,13 @@ import type * as EventsModuleNs from '../datapath/events.js';
 import type { DatapathEventRecord } from '../datapath/events.js';
 import { TABLES, TABLE_NAMES } from '../compiler/tables.js';
 import type { Policy } from '../policy/index.js';
-import { MemoryPolicyTables, type ApplyResult, type TransactionPlan } from '../reconciler/index.js';
+import {
+  MemoryPolicyTables,
+  type ApplyResult,
+  type TableDelta,
+  type TransactionPlan,
+} from '../reconciler/index.js';
+import { recordsTableDelta, type RecordDelta } from '../api/records-fast.js';
 import type { Config } from './config.js';
 
 type LogFn = (fields: Record<string, unknown>, message: string) => void;
@@ -47,6 +53,10 @@ export interface BackendLogger {
 /** What tenetd uses of agent/host's HostAgent. */
 export interface HostAgentLike {
   applyPolicy(policy: Policy): Promise<{ readonly reconcile: ApplyResult }>;
+  applyRecords?(
+    policy: Policy,
+    delta: TableDelta<'records'>,
+  ): Promise<{ readonly reconcile: ApplyResult }>;
   plan(policy: Policy): Promise<{ readonly plan: TransactionPlan }>;
   hasInstalledPolicy(): Promise<boolean>;
   /** The managed namespace's interfaces (what a compile sees). */
@@ -134,6 +144,25 @@ export class HostBackend implements PolicyBackend {
       if (!isAppliedWithWarning(e)) throw e;
       this.applied = policy;
       this.refreshNames();
+      return { tables: [], warnings: [(e as Error).message] };
+    }
+  }
+
+  async applyRecords(
+    policy: Policy,
+    delta: RecordDelta,
+    base: Policy,
+  ): Promise<BackendApplyResult> {
+    const host = this.host;
+    if (this.applied !== base || host.applyRecords === undefined)
+      return this.apply(policy, { dryRun: false });
+    try {
+      const report = await host.applyRecords(policy, recordsTableDelta(delta));
+      this.applied = policy;
+      return { tables: tableChanges(report.reconcile.changes), warnings: [] };
+    } catch (e) {
+      if (!isAppliedWithWarning(e)) throw e;
+      this.applied = policy;
       return { tables: [], warnings: [(e as Error).message] };
     }
   }

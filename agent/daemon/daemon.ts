@@ -29,7 +29,10 @@ export interface DaemonOptions {
 function describeState(load: StateLoad): string {
   switch (load.kind) {
     case 'loaded':
-      return 'loaded';
+      return load.journal === undefined
+        ? 'loaded'
+        : `loaded, ${load.journal.applied} journal entries replayed` +
+            (load.journal.stopped === undefined ? '' : ` (stopped: ${load.journal.stopped})`);
     case 'absent':
       return 'absent';
     case 'quarantined':
@@ -84,6 +87,7 @@ export class Daemon {
       backend,
       {
         persist: (policy, v) => stateFile.save(policy, v),
+        persistRecords: (policy, v, delta) => stateFile.appendRecords(policy, v, delta),
         forget: () => stateFile.forget(),
         onReconcile: (seconds, ok, dryRun) => ref.metrics?.observeReconcile(seconds, ok, dryRun),
       },

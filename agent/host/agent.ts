@@ -55,6 +55,8 @@ import {
   planTransaction,
   readInstalled,
   reconcile,
+  reconcileDelta,
+  type TableDelta,
   SettleError,
   StageError,
   type ApplyResult,
@@ -223,6 +225,9 @@ export class HostAgent {
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private policyApplied = false;
+  /** Remote PAs the underlay follows and this host's PAs, as of the last full apply. */
+  private targetPas = new Set<string>();
+  private localPas = new Set<string>();
   /** Counters of the old datapath already added to the new maps (a retried cutover). */
   private migrationBase: Map<string, Map<string, Buffer>> | undefined;
 
@@ -468,7 +473,12 @@ export class HostAgent {
     }
 
     // Next hops first: a record naming a new remote PA must find its MAC when it becomes visible.
-    this.underlay.setTargets(underlayTargets(policy, this.hostName, compiled, interfaces));
+    const targets = underlayTargets(policy, this.hostName, compiled, interfaces);
+    this.underlay.setTargets(targets);
+    this.targetPas = new Set(targets.map((t) => t.pa));
+    this.localPas = new Set(
+      policy.providerAddresses.filter((p) => p.host === this.hostName).map((p) => p.address),
+    );
     const underlay = await this.underlay.refresh();
 
     if (this.migration !== undefined) await this.migrate(this.migration, compiled);
@@ -546,6 +556,52 @@ export class HostAgent {
   /** A resize of the records map waiting for the next applyPolicy's cutover, if any. */
   get pendingResize(): RecordsResize | undefined {
     return this.resize;
+  }
+
+  /**
+   * Makes the datapath carry `policy`, which differs from the last applied policy only in the
+   * lookup records of `delta` (compiled already: agent/api/records-fast.ts): one staged
+   * transaction over those keys (reconciler/delta.ts), with the guarantees of applyPolicy. Falls
+   * back to applyPolicy(policy) when a delta record names a remote PA the underlay does not
+   * follow yet (its next hop must be resolved first), or a migration or resize is pending.
+   */
+  applyRecords(policy: Policy, delta: TableDelta<'records'>): Promise<ApplyReport> {
+    return this.serialise(async () => {
+      const newPa = delta.upserts.find((r) => {
+        const pa = numberToIpv4(r.value.pa);
+        return r.value.pa !== 0 && !this.localPas.has(pa) && !this.targetPas.has(pa);
+      });
+      if (
+        this.stopped ||
+        !this.policyApplied ||
+        this.migration !== undefined ||
+        this.resize !== undefined ||
+        newPa !== undefined
+      ) {
+        return this.doApply(policy);
+      }
+      const started = Date.now();
+      let result: ApplyResult;
+      try {
+        result = await reconcileDelta(this.tables, delta);
+      } catch (e) {
+        if (e instanceof SettleError) {
+          this.log.warn({ host: this.hostName, ...errFields(e) }, 'policy live, settling failed');
+        } else {
+          this.log.error({ host: this.hostName, ...errFields(e) }, 'record delta failed');
+        }
+        throw e;
+      }
+      return {
+        reconcile: result,
+        attached: [],
+        upgraded: [],
+        detached: [],
+        underlay: this.underlay.status(),
+        underlayPruned: 0,
+        durationMs: Date.now() - started,
+      };
+    });
   }
 
   /** The older datapath the next applyPolicy migrates from (its pin root), if any. */

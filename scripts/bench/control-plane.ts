@@ -17,7 +17,8 @@
 // reported with the status the API answered.
 //
 // Usage: npm run bench:control-plane [-- --records N] [--quick] [--runs R] [--updates U]
-//        [--update-seconds S] [--cpu-prof]
+//        [--update-seconds S] [--capacity C] [--cpu-prof]
+// (--capacity: tenetd's capacity.lookupRecords, default 1048576 so that a million records fit)
 // (root; writes bench/results/control-plane-<date>[-N].json; --cpu-prof keeps tenetd's CPU profile
 // in bench/tmp/ and prints where its time went)
 
@@ -153,6 +154,7 @@ async function main(): Promise<void> {
       updates: { type: 'string', default: '1000' },
       'update-seconds': { type: 'string', default: '120' },
       'cpu-prof': { type: 'boolean', default: false },
+      capacity: { type: 'string', default: '1048576' },
     },
   });
   const n = values.quick ? 100_000 : Number(values.records);
@@ -161,11 +163,15 @@ async function main(): Promise<void> {
   const updateBudgetMs = Number(values['update-seconds']) * 1000;
   if (!Number.isInteger(n) || n < 1 || n > 4_000_000) throw new Error('--records takes 1..4e6');
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
-  const capacity = Maps.tenet_records.maxEntries;
+  // tenetd's capacity.lookupRecords (the records map's max_entries).
+  const capacity = Number(values.capacity);
+  if (!Number.isInteger(capacity) || capacity < 1024) throw new Error('--capacity takes >= 1024');
   const { doc, demoRecords } = benchPolicy();
-  // The sizes: 10k, the largest round size the records map can hold, 100k, N.
+  // The sizes: 10k, 100k, N, and the largest round size the records map can hold if below N.
   const fit = Math.floor((capacity - demoRecords.length) / 5000) * 5000;
-  const sizes = [...new Set([10_000, fit, 100_000, n].filter((s) => s <= n))].sort((a, b) => a - b);
+  const sizes = [...new Set([10_000, 100_000, n, ...(fit < n ? [fit] : [])])]
+    .filter((s) => s <= n)
+    .sort((a, b) => a - b);
   const generated = Array.from({ length: n }, (_, i) => record(i));
 
   const lab = await Lab.create('bench-cp');
@@ -180,7 +186,9 @@ async function main(): Promise<void> {
       pinRoot,
       metricsListen: null,
       logLevel: 'info',
-      datapath: `datapath:\n  backend: host\n  netns: ${topo.host('hv1').ns.path}\n`,
+      datapath:
+        `datapath:\n  backend: host\n  netns: ${topo.host('hv1').ns.path}\n` +
+        `capacity:\n  lookupRecords: ${capacity}\n`,
     });
     // --cpu-prof is not allowed in NODE_OPTIONS: put it on tenetd's node command line (exec keeps
     // the pid tenetd's own).
