@@ -100,6 +100,18 @@ export function checkRecordPlace(
   }
 }
 
+/** The gateway MAC of a VSID as text; memoised (a million records share a few VSIDs). */
+const gatewayMacs = new Map<number, string>();
+function gatewayMacText(vsid: number): string {
+  let mac = gatewayMacs.get(vsid);
+  if (mac === undefined) {
+    mac = formatMac(gatewayMac(vsid));
+    if (gatewayMacs.size > 65536) gatewayMacs.clear();
+    gatewayMacs.set(vsid, mac);
+  }
+  return mac;
+}
+
 /** A lookup record's target: a known provider address, a MAC that is not the gateway's. */
 export function checkRecordTarget(
   ctx: RecordRuleContext,
@@ -110,7 +122,7 @@ export function checkRecordTarget(
   if (!ctx.isProviderAddress(rec.pa)) {
     report(`${path}.pa`, `${rec.pa} is not a provider address of any host`);
   }
-  if (rec.mac === formatMac(gatewayMac(rec.vsid))) {
+  if (rec.mac === gatewayMacText(rec.vsid)) {
     report(`${path}.mac`, `${rec.mac} is the gateway MAC of VSID ${rec.vsid}`);
   }
 }
@@ -225,7 +237,7 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
     const gw = subnets.get(vsid)?.subnet.gateway;
     return gw !== undefined && (gw.ipv4 === ca || gw.ipv6 === ca);
   };
-  const gatewayMacOf = (vsid: number): string => formatMac(gatewayMac(vsid));
+  const gatewayMacOf = gatewayMacText;
   const unknownVsid = (vsid: number): string => `VSID ${vsid} is not defined by any routing domain`;
   const outside = (addr: string, ref: SubnetRef): string =>
     `${addr} is outside the prefixes of ${subnetLabel(ref)}: ${listPrefixes(ref)}`;

@@ -321,6 +321,21 @@ async function main(): Promise<void> {
       gen.close();
     }
     const final = rss(pid);
+    // Where an update's time goes inside tenetd (its "policy changed" log lines).
+    const updateLogs = d.logs.filter(
+      (l) => l.msg === 'policy changed' && l.method === 'UpdateLookupRecord',
+    );
+    const updatePaths: Record<string, number> = {};
+    for (const l of updateLogs)
+      updatePaths[String(l.path)] = (updatePaths[String(l.path)] ?? 0) + 1;
+    const updateDaemonMs = Object.fromEntries(
+      ['build', 'validate', 'diff', 'persist', 'reconcile'].map((k) => [
+        k,
+        updateLogs.length === 0
+          ? { min: NaN, median: NaN, max: NaN, n: 0 }
+          : summarize(updateLogs.map((l) => (l.timingMs as Record<string, number>)[k] ?? NaN)),
+      ]),
+    );
 
     const pct = (xs: number[], p: number): number => {
       const s = [...xs].sort((a, b) => a - b);
@@ -378,6 +393,8 @@ async function main(): Promise<void> {
         rpc_ms: dist(rpcMs),
         rpc_return_to_visible_ms: dist(visibleMs),
         visible_on_first_poll: visibleBeforeReturn,
+        daemon_ms: updateDaemonMs,
+        paths: updatePaths,
         mean_polls: +(polls / Math.max(1, rpcMs.length)).toFixed(2),
         budget_ms: updateBudgetMs,
       },
@@ -389,7 +406,8 @@ async function main(): Promise<void> {
     console.log(
       `\nupdates on ${largest} records: ${rpcMs.length} done; RPC ms ${JSON.stringify(summary.update.rpc_ms)}; ` +
         `RPC return -> visible ms ${JSON.stringify(summary.update.rpc_return_to_visible_ms)} ` +
-        `(${visibleBeforeReturn} already visible on the first poll)`,
+        `(${visibleBeforeReturn} already visible on the first poll); paths ${JSON.stringify(updatePaths)}; ` +
+        `daemon medians ms ${JSON.stringify(Object.fromEntries(Object.entries(updateDaemonMs).map(([k, v]) => [k, v.median])))}`,
     );
     const out = join(REPO, 'bench', 'results');
     mkdirSync(out, { recursive: true });

@@ -189,9 +189,12 @@ const hex = (v: unknown): unknown =>
         ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hex(x)]))
         : v;
 
+/**
+ * Every entry of every table. Not the generation number: a one-record change is written settled
+ * in place (no flip), the full path flips; readers see the same once entries are settled.
+ */
 function dump(tables: MemoryPolicyTables): unknown {
   return {
-    generation: tables.activeGeneration,
     ...Object.fromEntries(
       TABLE_NAMES.map((t) => [
         t,
