@@ -423,6 +423,11 @@ export interface PeerCredentials {
   pid: number;
   uid: number;
   gid: number;
+  /**
+   * Supplementary groups (SO_PEERGROUPS, recorded at connect like the rest); absent when the
+   * kernel has no SO_PEERGROUPS (< 4.13).
+   */
+  groups?: number[];
 }
 
 /**

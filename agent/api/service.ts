@@ -43,6 +43,8 @@ export interface ApiMetrics {
 
 export interface ApiContext {
   readonly store: PolicyStore;
+  /** Messages a Watch stream may have queued before it ends (default MAX_WATCH_BACKLOG). */
+  readonly watchBacklog?: number;
   readonly hostName: string;
   readonly agentVersion: string;
   readonly startedUnixMs: number;
@@ -648,13 +650,21 @@ function watch(ctx: ApiContext) {
     };
     const send = (msg: Plain): void => {
       if (closed) return;
-      if (call.writableLength > MAX_WATCH_BACKLOG) {
+      const limit = ctx.watchBacklog ?? MAX_WATCH_BACKLOG;
+      const backlog = call.writableLength;
+      if (backlog > limit) {
+        // End the stream with a status, not a reset: the watcher reads what is queued, then
+        // RESOURCE_EXHAUSTED saying why (emit('error') makes grpc-js send the status after the
+        // queued messages; destroy() would reset the HTTP/2 stream and lose both).
         stop();
-        call.destroy(
+        ctx.metrics?.observeRequest('Watch', codeName(Code.RESOURCE_EXHAUSTED), 0);
+        call.emit(
+          'error',
           new ApiError(
             Code.RESOURCE_EXHAUSTED,
-            'watcher too slow: events were dropped; watch again',
-          ).toServiceError() as Error,
+            `watcher too slow: ${backlog} messages were waiting to be sent (at most ${limit} ` +
+              'may wait); later events were not sent: watch again (include_current) to resync',
+          ).toServiceError(),
         );
         return;
       }

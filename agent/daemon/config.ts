@@ -6,7 +6,7 @@
 //     path: /run/tenet/tenetd.sock      # its directory is the 0750 runtime directory
 //     group: 0                          # gid of the runtime dir and socket (default: ours)
 //     allowedUids: [0]                  # SO_PEERCRED uid allowed to call
-//     allowedGids: []                   # ... or primary gid
+//     allowedGids: []                   # ... or primary or supplementary gid (SO_PEERGROUPS)
 //   metrics:
 //     listen: 127.0.0.1:9464            # loopback only; omit (or null) to disable
 //   stateDir: /var/lib/tenet            # durable desired policy

@@ -55,6 +55,8 @@ export interface TestApiOptions {
   readonly socketPath?: string;
   /** Group of the runtime directory and the socket. */
   readonly socketGid?: number;
+  /** Messages a Watch stream may queue (ApiContext.watchBacklog). */
+  readonly watchBacklog?: number;
 }
 
 export async function startTestApi(opts: TestApiOptions = {}): Promise<TestApi> {
@@ -88,6 +90,7 @@ export async function startTestApi(opts: TestApiOptions = {}): Promise<TestApi> 
       startedUnixMs: Date.now(),
       stateFile: () => 'disabled',
       log,
+      ...(opts.watchBacklog === undefined ? {} : { watchBacklog: opts.watchBacklog }),
     },
     ...(opts.peerCredentials ? { peerCredentials: opts.peerCredentials } : {}),
     ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),
