@@ -29,6 +29,7 @@ import {
 import { ApiError, Code, policyRejected } from './errors.js';
 import { compileForSimulation, type SimulationInput } from './simulate.js';
 import { recordsTableDelta, type RecordDelta } from './records-fast.js';
+import type { DatapathEventStats } from '../metrics/datapath-events.js';
 
 export interface TableChangeCount {
   readonly table: string;
@@ -123,6 +124,8 @@ export interface PolicyBackend {
    * last applied policy is not `base` applies `policy` whole.
    */
   applyRecords?(policy: Policy, delta: RecordDelta, base: Policy): Promise<BackendApplyResult>;
+  /** Optional: what the datapath event reader counted (metrics). */
+  datapathEventStats?(): DatapathEventStats | undefined;
   /** Counters read now (summed over CPUs), attributed to ports by name. */
   counters(): Promise<CounterSnapshot>;
   info(): BackendInfo;

@@ -39,6 +39,8 @@ import type { CommitResult, PolicyStore, StoreLogger } from './store.js';
 
 export interface ApiMetrics {
   observeRequest(method: string, code: string, seconds: number): void;
+  /** A datapath event not sent to a watcher, and why. */
+  eventsSuppressed?(reason: 'rate_limited' | 'backpressure'): void;
 }
 
 export interface ApiContext {
@@ -676,7 +678,12 @@ function watch(ctx: ApiContext) {
       const watchDatapath = ctx.store.backend.watchDatapath?.bind(ctx.store.backend);
       try {
         const unsubscribe = (watchDatapath as NonNullable<typeof watchDatapath>)((e) => {
-          if (closed || share.admit(call.writableLength) !== 'send') return;
+          if (closed) return;
+          const verdict = share.admit(call.writableLength);
+          if (verdict !== 'send') {
+            ctx.metrics?.eventsSuppressed?.(verdict);
+            return;
+          }
           send({
             version: String(ctx.store.version),
             timeUnixMs: String(e.timeUnixNs / 1_000_000n),

@@ -40,6 +40,7 @@ import {
   type TransactionPlan,
 } from '../reconciler/index.js';
 import { recordsTableDelta, type RecordDelta } from '../api/records-fast.js';
+import type { DatapathEventStats } from '../metrics/datapath-events.js';
 import type { Config } from './config.js';
 
 type LogFn = (fields: Record<string, unknown>, message: string) => void;
@@ -165,6 +166,10 @@ export class HostBackend implements PolicyBackend {
       this.applied = policy;
       return { tables: [], warnings: [(e as Error).message] };
     }
+  }
+
+  datapathEventStats(): DatapathEventStats | undefined {
+    return this.pump?.stats;
   }
 
   /** Re-reads the interface names for datapath events (only while someone watches them). */

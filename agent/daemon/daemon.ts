@@ -96,6 +96,7 @@ export class Daemon {
     const metrics = new TenetMetrics(
       {
         counters: () => backend.counters(),
+        datapathEvents: () => backend.datapathEventStats?.(),
         state: () => ({
           ready: store.ready,
           policyVersion: store.version,
