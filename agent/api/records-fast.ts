@@ -35,7 +35,7 @@ import {
   type PolicyDocument,
   type PolicyIssue,
 } from '../policy/index.js';
-import { lookupRecordSchema, policyErrorMap } from '../policy/schema.js';
+import { lookupRecordSchema, policyErrorMap, policySchema } from '../policy/schema.js';
 import { recordKey, recordValue } from '../compiler/records.js';
 import type { TableDelta } from '../reconciler/delta.js';
 import { KINDS, stableJson, type KindDiff, type PolicyDiff } from './diff.js';
@@ -272,5 +272,143 @@ function removal(
       index.policy = policy;
       registerRecordPositions(policy.lookupRecords, index.positions);
     },
+  };
+}
+
+/**
+ * A whole document (Apply, BulkLoad REPLACE) that differs from the store's only in its lookup
+ * records: the records whose fields are not exactly the stored ones are checked like a
+ * record-level change; the unchanged ones are taken as they are (they were valid and nothing
+ * they relate to changed). Falls back like fastRecordChange, and also when the records' shapes
+ * or the rest of the document differ in any way.
+ */
+export function fastDocumentChange(index: RecordIndex, next: unknown): FastOutcome {
+  const before = index.policy;
+  if (next === null || typeof next !== 'object' || Array.isArray(next))
+    return fallback('not a document');
+  const doc = next as Record<string, unknown>;
+  const list = doc.lookupRecords;
+  if (!Array.isArray(list)) return fallback('lookupRecords is not a list');
+  if (list === before.lookupRecords) return fallback('records unchanged');
+  // The rest of the document: the same canonical content (shape-checked, never cross-checked
+  // here: it equals the validated one).
+  const restIn = { ...doc, lookupRecords: [] };
+  let same = true;
+  for (const k of Object.keys(before) as (keyof PolicyDocument)[]) {
+    if (k !== 'lookupRecords' && doc[k] !== before[k]) same = false;
+  }
+  if (!same || Object.keys(doc).some((k) => !Object.hasOwn(before, k))) {
+    const shaped = policySchema.safeParse(restIn, { error: policyErrorMap });
+    if (!shaped.success) return fallback('the rest of the document is ill-formed');
+    if (
+      stableJson({ ...shaped.data, lookupRecords: [] }) !==
+      stableJson({ ...before, lookupRecords: [] })
+    )
+      return fallback('the rest of the document changed');
+  }
+
+  const out: LookupRecord[] = new Array<LookupRecord>(list.length);
+  const seen = new Set<string>();
+  const changed: { i: number; rec: LookupRecord; old: LookupRecord | undefined }[] = [];
+  const shape: PolicyIssue[] = [];
+  for (let j = 0; j < list.length; j++) {
+    const r = list[j] as Record<string, unknown> | null;
+    const at =
+      r !== null && typeof r === 'object'
+        ? index.positions.get(`${String(r.vsid)}/${String(r.ca)}`)
+        : undefined;
+    const s = at === undefined ? undefined : before.lookupRecords[at];
+    if (
+      s !== undefined &&
+      r !== null &&
+      r.vsid === s.vsid &&
+      r.ca === s.ca &&
+      r.mac === s.mac &&
+      r.pa === s.pa &&
+      Object.keys(r).length === 4
+    ) {
+      const key = recordKeyText(s.vsid, s.ca);
+      if (seen.has(key)) return fallback('a duplicate record');
+      seen.add(key);
+      out[j] = s;
+      continue;
+    }
+    const p = lookupRecordSchema.safeParse(r, { error: policyErrorMap });
+    if (!p.success) {
+      shape.push(...shapeIssues(p.error.issues, ['lookupRecords', j]));
+      continue;
+    }
+    const rec = p.data as LookupRecord;
+    const key = recordKeyText(rec.vsid, rec.ca);
+    if (seen.has(key)) return fallback('a duplicate record');
+    seen.add(key);
+    const oldAt = index.positions.get(key);
+    const old = oldAt === undefined ? undefined : before.lookupRecords[oldAt];
+    out[j] = rec;
+    if (old === undefined || stableJson(old) !== stableJson(rec)) changed.push({ i: j, rec, old });
+  }
+  if (shape.length > 0) throw new PolicyError(shape);
+
+  const removes: { vsid: number; ca: string }[] = [];
+  for (const s of before.lookupRecords) {
+    if (seen.has(recordKeyText(s.vsid, s.ca))) continue;
+    if (index.portCas.has(caKey(s.vsid, s.ca)) || index.nextHops.has(s.ca))
+      return fallback('a referenced record is removed');
+    removes.push({ vsid: s.vsid, ca: s.ca });
+  }
+
+  // The cross-object rules, as for a record-level change.
+  const macs = new Map<string, number>();
+  for (const { rec, old } of changed) {
+    const key = caKey(rec.vsid, rec.ca);
+    if (index.portCas.has(key)) return fallback('a port address');
+    if (index.nextHops.has(rec.ca)) return fallback('a next hop');
+    const mac = `${rec.vsid}/${rec.mac}`;
+    if (index.portMacs.has(mac)) return fallback('a port MAC');
+    const others =
+      (index.macCount.get(mac) ?? 0) -
+      (old !== undefined && `${old.vsid}/${old.mac}` === mac ? 1 : 0) +
+      (macs.get(mac) ?? 0);
+    if (others > 0) return fallback('a shared MAC');
+    macs.set(mac, (macs.get(mac) ?? 0) + 1);
+  }
+  const issues: PolicyIssue[] = [];
+  const report = (path: string, message: string): void => {
+    issues.push({ path, message });
+  };
+  for (const { i, rec } of changed) {
+    checkRecordPlace(index.ctx, rec, `lookupRecords[${i}]`, report);
+    checkRecordTarget(index.ctx, rec, `lookupRecords[${i}]`, report);
+  }
+  if (issues.length > 0) throw new PolicyError(issues);
+
+  const diff = Object.fromEntries(KINDS.map((k) => [k, emptyKind()])) as PolicyDiff;
+  const d = diff.lookupRecords;
+  const note = (list: string[], key: string): void => {
+    if (list.length < 1000) list.push(key);
+    else d.truncated = true;
+  };
+  for (const { rec, old } of changed) {
+    const key = recordKeyText(rec.vsid, rec.ca);
+    if (old === undefined) {
+      d.addedCount++;
+      note(d.added, key);
+    } else {
+      d.changedCount++;
+      note(d.changed, key);
+    }
+  }
+  for (const k of removes) {
+    d.removedCount++;
+    note(d.removed, recordKeyText(k.vsid, k.ca));
+  }
+  const policy = { ...before, lookupRecords: out } as Policy;
+  return {
+    kind: 'ok',
+    policy,
+    diff,
+    delta: { upserts: changed.map((c) => c.rec), removes },
+    // Positions may all have moved: the index is rebuilt when next needed.
+    commitIndex: () => {},
   };
 }

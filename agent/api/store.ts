@@ -31,7 +31,12 @@ import {
 } from './backend.js';
 import { diffPolicies, isEmptyDiff, summarizeDiff, type PolicyDiff } from './diff.js';
 import { ApiError, Code, policyRejected, type PathRewrite } from './errors.js';
-import { fastRecordChange, RecordIndex, type RecordDelta } from './records-fast.js';
+import {
+  fastDocumentChange,
+  fastRecordChange,
+  RecordIndex,
+  type RecordDelta,
+} from './records-fast.js';
 import type { RecordsHint } from './records-hint.js';
 
 export interface StoreLogger {
@@ -272,13 +277,15 @@ export class PolicyStore {
     let fallbackReason: string | undefined;
     try {
       const hint = opts.records;
-      const fast =
-        hint !== undefined &&
-        before !== undefined &&
-        !dryRun &&
-        this.options.incrementalRecords !== false
+      const incremental =
+        before !== undefined && !dryRun && this.options.incrementalRecords !== false;
+      const fast = !incremental
+        ? undefined
+        : hint !== undefined
           ? fastRecordChange(this.indexOf(before), next, hint)
-          : undefined;
+          : recordsOnly(before, next)
+            ? fastDocumentChange(this.indexOf(before), next)
+            : undefined;
       if (fast?.kind === 'ok') {
         ({ policy, diff, delta, commitIndex } = fast);
         path = 'incremental';
@@ -293,7 +300,7 @@ export class PolicyStore {
     const t2 = performance.now();
     if (path === 'full') diff = diffPolicies(before, policy);
     const changed = before === undefined || !isEmptyDiff(diff!);
-    if (path === 'incremental' && !changed) {
+    if (path === 'incremental' && !changed && opts.records !== undefined) {
       // Same content: keep the very document the backend holds (applyRecords checks its base).
       policy = before as Policy;
       commitIndex = undefined;
@@ -348,7 +355,7 @@ export class PolicyStore {
     this.current = policy;
     this.versionNo = version;
     commitIndex?.();
-    if (opts.records !== undefined) this.paths[path]++;
+    if (opts.records !== undefined || path === 'incremental') this.paths[path]++;
     this.lastApplyUnixMs = Date.now();
     this.lastError = '';
     for (const w of result.warnings) this.log.warn({ method }, w);
@@ -438,6 +445,13 @@ export class PolicyStore {
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+/** A whole-document change whose lookup records are a new list (worth trying the fast path). */
+function recordsOnly(before: Policy, next: unknown): boolean {
+  if (next === null || typeof next !== 'object') return false;
+  const list = (next as { lookupRecords?: unknown }).lookupRecords;
+  return Array.isArray(list) && list !== before.lookupRecords && before.lookupRecords.length > 0;
+}
 
 function unknownPolicy(): ApiError {
   return new ApiError(
