@@ -340,11 +340,11 @@ export class PolicyStore {
     const t4 = performance.now();
     let result: BackendApplyResult;
     try {
+      // Also an empty delta: the backend then takes `policy` as its base for the next change
+      // (a reordered document is a new document with the same tables).
       result =
         delta !== undefined && this.backend.applyRecords !== undefined
-          ? changed
-            ? await this.applyRecordsWith(policy, delta, before as Policy)
-            : { tables: [], warnings: [] }
+          ? await this.applyRecordsWith(policy, delta, before as Policy)
           : await this.reconcileWith(policy, false);
     } catch (e) {
       const err = this.refused(method, e);
