@@ -107,10 +107,11 @@ export declare class BpfObject {
    */
   writeInitialValue(map: string, offset: number, data: Uint8Array): void;
   /**
-   * bpf_map__set_max_entries before load (EBUSY after): a load-time map size. A pinned map of
-   * another size is not reused (libbpf's compatibility check), so size changes need a new pin.
+   * bpf_map__set_max_entries: the capacity `map` is created with (before load() only; after it
+   * code 'EBUSY'). Unknown map 'ENOENT'; maxEntries not a positive u32: TypeError. A map pinned
+   * by name is reused only when its max_entries equals this, else load() fails (EINVAL).
    */
-  setMapMaxEntries(map: string, maxEntries: number): void;
+  setMaxEntries(map: string, maxEntries: number): void;
   /** Frees the object (idempotent). Maps/programs handed out stay open. */
   close(): void;
   readonly loaded: boolean;
@@ -422,6 +423,11 @@ export interface PeerCredentials {
   pid: number;
   uid: number;
   gid: number;
+  /**
+   * Supplementary groups (SO_PEERGROUPS, recorded at connect like the rest); absent when the
+   * kernel has no SO_PEERGROUPS (< 4.13).
+   */
+  groups?: number[];
 }
 
 /**

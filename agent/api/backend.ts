@@ -21,6 +21,7 @@ import type { Policy } from '../policy/index.js';
 import {
   applyPlan,
   planTransaction,
+  reconcileDelta,
   readInstalled,
   SettleError,
   type ApplyResult,
@@ -28,6 +29,8 @@ import {
 } from '../reconciler/index.js';
 import { ApiError, Code, policyRejected } from './errors.js';
 import { compileForSimulation, type SimulationInput } from './simulate.js';
+import { recordsTableDelta, type RecordDelta } from './records-fast.js';
+import type { DatapathEventStats } from '../metrics/datapath-events.js';
 
 export interface TableChangeCount {
   readonly table: string;
@@ -116,6 +119,14 @@ export interface PolicyBackend {
   start(): Promise<{ readonly installed: boolean }>;
   /** Makes the datapath hold `policy` (dryRun: only says what would change). */
   apply(policy: Policy, opts: { readonly dryRun: boolean }): Promise<BackendApplyResult>;
+  /**
+   * Optional: makes the datapath hold `policy`, which differs from `base` only in the lookup
+   * records of `delta` (agent/api/records-fast.ts); same guarantees as apply(). A backend whose
+   * last applied policy is not `base` applies `policy` whole.
+   */
+  applyRecords?(policy: Policy, delta: RecordDelta, base: Policy): Promise<BackendApplyResult>;
+  /** Optional: what the datapath event reader counted (metrics). */
+  datapathEventStats?(): DatapathEventStats | undefined;
   /** Counters read now (summed over CPUs), attributed to ports by name. */
   counters(): Promise<CounterSnapshot>;
   info(): BackendInfo;
@@ -262,6 +273,24 @@ export class ReconcilerBackend implements PolicyBackend {
     this.ifnames = portInterfaces(policy, this.opts.hostName, facts);
     this.applied = policy;
     return { tables: tableChanges(changes), warnings };
+  }
+
+  async applyRecords(
+    policy: Policy,
+    delta: RecordDelta,
+    base: Policy,
+  ): Promise<BackendApplyResult> {
+    if (this.applied !== base) return this.apply(policy, { dryRun: false });
+    const warnings: string[] = [];
+    let changes: ApplyResult['changes'] | undefined;
+    try {
+      changes = (await reconcileDelta(this.opts.tables, recordsTableDelta(delta))).changes;
+    } catch (e) {
+      if (!isAppliedWithWarning(e)) throw e;
+      warnings.push((e as Error).message);
+    }
+    this.applied = policy;
+    return { tables: changes === undefined ? [] : tableChanges(changes), warnings };
   }
 
   async counters(): Promise<CounterSnapshot> {

@@ -21,10 +21,13 @@ import {
   notFound,
   type PathRewrite,
 } from './errors.js';
+import { indexedPosition, recordKeyText, type RecordsHint } from './records-hint.js';
 
 export interface Change {
   readonly next: PolicyDocument;
   readonly rewrite?: PathRewrite;
+  /** A record-level change: which lookup records it touched (records-fast.ts). */
+  readonly records?: RecordsHint;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -323,6 +326,8 @@ export function deletePort(doc: PolicyDocument, name: string): Change {
 // ---- lookup records ----------------------------------------------------------------------------
 
 export function findLookupRecord(doc: PolicyDocument, vsid: number, ca: string): number {
+  const indexed = indexedPosition(doc.lookupRecords, vsid, ca);
+  if (indexed !== undefined) return indexed;
   return doc.lookupRecords.findIndex((r) => r.vsid === vsid && r.ca === ca);
 }
 
@@ -337,6 +342,7 @@ export function createLookupRecord(doc: PolicyDocument, rec: LookupRecord): Chan
       documentPath: `lookupRecords[${doc.lookupRecords.length}]`,
       requestField: 'lookup_record',
     },
+    records: { upserted: [doc.lookupRecords.length] },
   };
 }
 
@@ -345,11 +351,12 @@ export function updateLookupRecord(doc: PolicyDocument, rec: LookupRecord): Chan
   const ca = ipKey(rec.ca, 'lookup_record.ca');
   const i = findLookupRecord(doc, vsid, ca);
   if (i < 0) throw notFound(`no lookup record for ${ca} in VSID ${vsid}`);
-  const list = [...doc.lookupRecords];
+  const list = doc.lookupRecords.slice();
   list[i] = rec;
   return {
     next: withDoc(doc, { lookupRecords: list }),
     rewrite: { documentPath: `lookupRecords[${i}]`, requestField: 'lookup_record' },
+    records: { upserted: [i] },
   };
 }
 
@@ -369,7 +376,46 @@ export function deleteLookupRecord(doc: PolicyDocument, vsid: number, ca: string
       `${ca} in VSID ${vsid} is the next hop of customer route ${route.prefix} in routing domain "${route.routingDomain}"`,
     );
   }
-  return { next: withDoc(doc, { lookupRecords: doc.lookupRecords.filter((_, k) => k !== i) }) };
+  return {
+    next: withDoc(doc, { lookupRecords: doc.lookupRecords.filter((_, k) => k !== i) }),
+    records: { upserted: [], removedAt: i },
+  };
+}
+
+/** The bulk load's MERGE as a Change that says which records it touched. */
+export function mergeLookupRecordsChange(
+  doc: PolicyDocument,
+  records: readonly LookupRecord[],
+): Change {
+  const out = doc.lookupRecords.slice();
+  const added = new Map<string, number>();
+  const upserted = new Set<number>();
+  for (const r of records) {
+    const ca = canonIp(r.ca);
+    const key = recordKeyText(r.vsid, String(ca));
+    let at = added.get(key);
+    if (at === undefined) {
+      // As mergeLookupRecords matches: by the key text (a vsid that is not a number still
+      // matches its text, and validation then reports it where the record is).
+      const i =
+        typeof ca === 'string' && typeof r.vsid === 'number'
+          ? findLookupRecord(doc, r.vsid, ca)
+          : doc.lookupRecords.findIndex((x) => recordKeyText(x.vsid, x.ca) === key);
+      if (i >= 0) at = i;
+    }
+    if (at === undefined) {
+      at = out.length;
+      added.set(key, at);
+      out.push(r);
+    } else {
+      out[at] = r;
+    }
+    upserted.add(at);
+  }
+  return {
+    next: withDoc(doc, { lookupRecords: out }),
+    records: { upserted: [...upserted].sort((a, b) => a - b) },
+  };
 }
 
 /** Lookup records keyed `vsid/ca`: the bulk load's merge. */

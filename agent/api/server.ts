@@ -39,6 +39,7 @@ import {
   renameSync,
   rmSync,
   unlinkSync,
+  readFileSync,
 } from 'node:fs';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
@@ -56,12 +57,17 @@ export interface PeerCredentials {
   readonly pid: number;
   readonly uid: number;
   readonly gid: number;
+  /** Supplementary groups of the peer (SO_PEERGROUPS, else /proc/<pid>/status Groups:). */
+  readonly groups?: readonly number[];
 }
 
 export interface AccessPolicy {
   /** Users allowed to call (uid 0 is not implied: list it). */
   readonly allowedUids: readonly number[];
-  /** Users whose primary group (the gid SO_PEERCRED reports) is one of these are allowed too. */
+  /**
+   * Users whose primary group (the gid SO_PEERCRED reports) or one of whose supplementary groups
+   * (SO_PEERGROUPS) is one of these are allowed too.
+   */
   readonly allowedGids: readonly number[];
 }
 
@@ -86,7 +92,25 @@ export interface ApiServerOptions extends AccessPolicy {
 }
 
 export function isAllowed(peer: PeerCredentials, access: AccessPolicy): boolean {
-  return access.allowedUids.includes(peer.uid) || access.allowedGids.includes(peer.gid);
+  return (
+    access.allowedUids.includes(peer.uid) ||
+    access.allowedGids.includes(peer.gid) ||
+    (peer.groups ?? []).some((g) => access.allowedGids.includes(g))
+  );
+}
+
+/**
+ * Supplementary groups from /proc/<pid>/status ("Groups:"), for kernels without SO_PEERGROUPS.
+ * Weaker than the socket option (the pid could have exited and been reused), so only a fallback.
+ */
+export function procGroups(pid: number): number[] | undefined {
+  try {
+    const m = /^Groups:\s*([\d ]*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (m === null) return undefined;
+    return (m[1] as string).trim() === '' ? [] : (m[1] as string).trim().split(/\s+/).map(Number);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Every gRPC service name the server exposes (health keys, reflection list). */
@@ -101,7 +125,12 @@ function fdOf(socket: Socket): number | undefined {
 
 async function nativePeerCredentials(): Promise<(fd: number) => PeerCredentials> {
   const { native } = await import('../bpf/native.js');
-  return (fd) => native.peerCredentials(fd);
+  return (fd) => {
+    const c = native.peerCredentials(fd);
+    if (c.groups !== undefined) return c;
+    const groups = procGroups(c.pid);
+    return groups === undefined ? c : { ...c, groups };
+  };
 }
 
 /** Every call on the refused-callers' server ends here, before any handler. */
@@ -229,6 +258,7 @@ export class ApiServer {
           pid: peer?.pid,
           uid: peer?.uid,
           gid: peer?.gid,
+          groups: peer?.groups,
           allowedUids: this.opts.allowedUids,
           allowedGids: this.opts.allowedGids,
         },

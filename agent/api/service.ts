@@ -41,10 +41,14 @@ import type { CommitResult, PolicyStore, StoreLogger } from './store.js';
 
 export interface ApiMetrics {
   observeRequest(method: string, code: string, seconds: number): void;
+  /** A datapath event not sent to a watcher, and why. */
+  eventsSuppressed?(reason: 'rate_limited' | 'backpressure'): void;
 }
 
 export interface ApiContext {
   readonly store: PolicyStore;
+  /** Messages a Watch stream may have queued before it ends (default MAX_WATCH_BACKLOG). */
+  readonly watchBacklog?: number;
   readonly hostName: string;
   readonly agentVersion: string;
   readonly startedUnixMs: number;
@@ -472,14 +476,19 @@ export async function commitChange(
   // The rewrite is known only once the change is built against the document the store holds
   // when the commit runs; carry it out of the build through this holder.
   let rewrite: obj.Change['rewrite'];
+  let records: obj.Change['records'];
   const build = (doc: PolicyDocument): PolicyDocument => {
     const c = change(doc);
     rewrite = c.rewrite;
+    records = c.records;
     return c.next;
   };
   return store.commit(method, build, {
     get rewrite() {
       return rewrite;
+    },
+    get records() {
+      return records;
     },
   });
 }
@@ -557,21 +566,34 @@ function bulkLoad(ctx: ApiContext) {
         }
         try {
           const whole = document;
+          let hint: obj.Change['records'];
           const r = await ctx.store.commit(
             whole === undefined ? method : 'Apply',
             whole === undefined
-              ? (doc) => obj.mergeLookupRecords(doc, records, replace)
+              ? replace
+                ? (doc) => obj.mergeLookupRecords(doc, records, replace)
+                : (doc) => {
+                    const c = obj.mergeLookupRecordsChange(doc, records);
+                    hint = c.records;
+                    return c.next;
+                  }
               : () => ({
                   ...whole,
                   lookupRecords: [...asList<LookupRecord>(whole.lookupRecords), ...records],
                 }),
             whole === undefined
-              ? {
-                  dryRun,
-                  ...(replace
-                    ? { rewrite: { documentPath: 'lookupRecords', requestField: 'lookup_records' } }
-                    : {}),
-                }
+              ? replace
+                ? {
+                    dryRun,
+                    rewrite: { documentPath: 'lookupRecords', requestField: 'lookup_records' },
+                  }
+                : {
+                    dryRun,
+                    // Read after the build ran (a spread would read it before).
+                    get records() {
+                      return hint;
+                    },
+                  }
               : { dryRun, whole: true },
           );
           const res = commitMessage(r);
@@ -635,13 +657,21 @@ function watch(ctx: ApiContext) {
     };
     const send = (msg: Plain): void => {
       if (closed) return;
-      if (call.writableLength > MAX_WATCH_BACKLOG) {
+      const limit = ctx.watchBacklog ?? MAX_WATCH_BACKLOG;
+      const backlog = call.writableLength;
+      if (backlog > limit) {
+        // End the stream with a status, not a reset: the watcher reads what is queued, then
+        // RESOURCE_EXHAUSTED saying why (emit('error') makes grpc-js send the status after the
+        // queued messages; destroy() would reset the HTTP/2 stream and lose both).
         stop();
-        call.destroy(
+        ctx.metrics?.observeRequest('Watch', codeName(Code.RESOURCE_EXHAUSTED), 0);
+        call.emit(
+          'error',
           new ApiError(
             Code.RESOURCE_EXHAUSTED,
-            'watcher too slow: events were dropped; watch again',
-          ).toServiceError() as Error,
+            `watcher too slow: ${backlog} messages were waiting to be sent (at most ${limit} ` +
+              'may wait); later events were not sent: watch again (include_current) to resync',
+          ).toServiceError(),
         );
         return;
       }
@@ -653,7 +683,12 @@ function watch(ctx: ApiContext) {
       const watchDatapath = ctx.store.backend.watchDatapath?.bind(ctx.store.backend);
       try {
         const unsubscribe = (watchDatapath as NonNullable<typeof watchDatapath>)((e) => {
-          if (closed || share.admit(call.writableLength) !== 'send') return;
+          if (closed) return;
+          const verdict = share.admit(call.writableLength);
+          if (verdict !== 'send') {
+            ctx.metrics?.eventsSuppressed?.(verdict);
+            return;
+          }
           send({
             version: String(ctx.store.version),
             timeUnixMs: String(e.timeUnixNs / 1_000_000n),

@@ -96,6 +96,21 @@ export function modelTables(
   compiled: CompiledTables,
   underlay: ReadonlyMap<number, UnderlayNh>,
 ): DatapathTables {
+  // The tables of a compile are made once (the model indexes their records once, too); only the
+  // underlay, read from the datapath on every call, is fresh.
+  const hit = modelCache.get(compiled);
+  if (hit !== undefined) return { ...hit, underlay };
+  const tables = buildModelTables(compiled, underlay);
+  modelCache.set(compiled, tables);
+  return tables;
+}
+
+const modelCache = new WeakMap<CompiledTables, DatapathTables>();
+
+function buildModelTables(
+  compiled: CompiledTables,
+  underlay: ReadonlyMap<number, UnderlayNh>,
+): DatapathTables {
   const entry = <T extends TableName>(t: T, value: unknown) => ({
     live: 1 << SIM_GENERATION,
     v: [value, TABLES[t].zero()] as never[],

@@ -31,6 +31,13 @@ import {
 } from './backend.js';
 import { diffPolicies, isEmptyDiff, summarizeDiff, type PolicyDiff } from './diff.js';
 import { ApiError, Code, policyRejected, type PathRewrite } from './errors.js';
+import {
+  fastDocumentChange,
+  fastRecordChange,
+  RecordIndex,
+  type RecordDelta,
+} from './records-fast.js';
+import type { RecordsHint } from './records-hint.js';
 
 export interface StoreLogger {
   info(obj: object, msg?: string): void;
@@ -65,6 +72,11 @@ export interface CommitOptions {
   readonly rewrite?: PathRewrite;
   /** A whole-document change: allowed while the policy is unknown. */
   readonly whole?: boolean;
+  /**
+   * A record-level change: the records the build touched (read after build() ran). The store
+   * may then take the incremental path (records-fast.ts).
+   */
+  readonly records?: RecordsHint;
 }
 
 /** The next document from the current one; throws ApiError to refuse. */
@@ -77,6 +89,16 @@ export interface StoreHooks {
   forget?(): Promise<void>;
   /** Every backend apply (dry runs included), for metrics. */
   onReconcile?(seconds: number, ok: boolean, dryRun: boolean): void;
+  /**
+   * Durable state of a record-level change (a journal entry instead of the whole document);
+   * absent: persist() the whole policy. Same contract as persist.
+   */
+  persistRecords?(policy: Policy, version: bigint, delta: RecordDelta): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Take the incremental path for record-level changes (default true; false: always full). */
+  readonly incrementalRecords?: boolean;
 }
 
 export interface StoreStatus {
@@ -98,12 +120,23 @@ export class PolicyStore {
   private lastApplyUnixMs = 0;
   private lastReconcileSeconds = 0;
   private lastError = '';
+  /** Indexes of the current document for record-level changes (built when first needed). */
+  private recordIndex: RecordIndex | undefined;
+  /** Record-level changes by the path they took, for tests and the log. */
+  readonly paths = { incremental: 0, full: 0 };
 
   constructor(
     readonly backend: PolicyBackend,
     private readonly hooks: StoreHooks = {},
     private readonly log: StoreLogger = silentStoreLogger,
+    private readonly options: StoreOptions = {},
   ) {}
+
+  /** The record index of the current document, (re)built if it describes another one. */
+  private indexOf(policy: Policy): RecordIndex {
+    if (this.recordIndex?.policy !== policy) this.recordIndex = RecordIndex.build(policy);
+    return this.recordIndex;
+  }
 
   /** The desired policy, or undefined while it is unknown. */
   get policy(): Policy | undefined {
@@ -237,15 +270,41 @@ export class PolicyStore {
     const next = build(before ?? parsePolicy({}));
     const t1 = performance.now();
     let policy: Policy;
+    let diff: PolicyDiff;
+    let delta: RecordDelta | undefined;
+    let commitIndex: (() => void) | undefined;
+    let path: 'incremental' | 'full' = 'full';
+    let fallbackReason: string | undefined;
     try {
-      policy = parsePolicy(next);
+      const hint = opts.records;
+      const incremental =
+        before !== undefined && !dryRun && this.options.incrementalRecords !== false;
+      const fast = !incremental
+        ? undefined
+        : hint !== undefined
+          ? fastRecordChange(this.indexOf(before), next, hint)
+          : recordsOnly(before, next)
+            ? fastDocumentChange(this.indexOf(before), next)
+            : undefined;
+      if (fast?.kind === 'ok') {
+        ({ policy, diff, delta, commitIndex } = fast);
+        path = 'incremental';
+      } else {
+        fallbackReason = fast?.reason;
+        policy = parsePolicy(next);
+      }
     } catch (e) {
       if (e instanceof PolicyError) throw policyRejected(e, opts.rewrite);
       throw e;
     }
     const t2 = performance.now();
-    const diff = diffPolicies(before, policy);
-    const changed = before === undefined || !isEmptyDiff(diff);
+    if (path === 'full') diff = diffPolicies(before, policy);
+    const changed = before === undefined || !isEmptyDiff(diff!);
+    if (path === 'incremental' && !changed && opts.records !== undefined) {
+      // Same content: keep the very document the backend holds (applyRecords checks its base).
+      policy = before as Policy;
+      commitIndex = undefined;
+    }
     const t3 = performance.now();
 
     if (dryRun) {
@@ -260,7 +319,7 @@ export class PolicyStore {
         version: this.versionNo,
         dryRun,
         changed,
-        diff,
+        diff: diff!,
         datapath: result.tables,
         warnings: [],
       };
@@ -269,7 +328,9 @@ export class PolicyStore {
     const persisting = changed && this.hooks.persist !== undefined;
     if (persisting) {
       try {
-        await this.hooks.persist?.(policy, version);
+        if (delta !== undefined && this.hooks.persistRecords !== undefined)
+          await this.hooks.persistRecords(policy, version, delta);
+        else await this.hooks.persist?.(policy, version);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         this.log.error({ method, err: message }, 'persisting the policy failed; nothing applied');
@@ -279,7 +340,12 @@ export class PolicyStore {
     const t4 = performance.now();
     let result: BackendApplyResult;
     try {
-      result = await this.reconcileWith(policy, false);
+      // Also an empty delta: the backend then takes `policy` as its base for the next change
+      // (a reordered document is a new document with the same tables).
+      result =
+        delta !== undefined && this.backend.applyRecords !== undefined
+          ? await this.applyRecordsWith(policy, delta, before as Policy)
+          : await this.reconcileWith(policy, false);
     } catch (e) {
       const err = this.refused(method, e);
       if (persisting) await this.restoreState(before);
@@ -288,6 +354,8 @@ export class PolicyStore {
     const t5 = performance.now();
     this.current = policy;
     this.versionNo = version;
+    commitIndex?.();
+    if (opts.records !== undefined || path === 'incremental') this.paths[path]++;
     this.lastApplyUnixMs = Date.now();
     this.lastError = '';
     for (const w of result.warnings) this.log.warn({ method }, w);
@@ -296,7 +364,9 @@ export class PolicyStore {
         {
           method,
           version: String(version),
-          diff: summarizeDiff(diff),
+          diff: summarizeDiff(diff!),
+          path,
+          ...(fallbackReason === undefined ? {} : { fullBecause: fallbackReason }),
           timingMs: {
             build: round(t1 - t0),
             validate: round(t2 - t1),
@@ -307,7 +377,12 @@ export class PolicyStore {
         },
         'policy changed',
       );
-      const change: PolicyChange = { version, method, diff, timeUnixMs: this.lastApplyUnixMs };
+      const change: PolicyChange = {
+        version,
+        method,
+        diff: diff!,
+        timeUnixMs: this.lastApplyUnixMs,
+      };
       for (const w of [...this.watchers]) {
         try {
           w(change);
@@ -321,10 +396,29 @@ export class PolicyStore {
       version,
       dryRun,
       changed,
-      diff,
+      diff: diff!,
       datapath: result.tables,
       warnings: result.warnings,
     };
+  }
+
+  private async applyRecordsWith(
+    policy: Policy,
+    delta: RecordDelta,
+    base: Policy,
+  ): Promise<BackendApplyResult> {
+    const start = performance.now();
+    try {
+      const result = await (
+        this.backend.applyRecords as NonNullable<PolicyBackend['applyRecords']>
+      ).call(this.backend, policy, delta, base);
+      this.noteReconcile(start, true, false);
+      return result;
+    } catch (e) {
+      this.noteReconcile(start, false, false);
+      this.lastError = e instanceof Error ? e.message : String(e);
+      throw e;
+    }
   }
 
   private refused(method: string, e: unknown): ApiError {
@@ -351,6 +445,13 @@ export class PolicyStore {
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+/** A whole-document change whose lookup records are a new list (worth trying the fast path). */
+function recordsOnly(before: Policy, next: unknown): boolean {
+  if (next === null || typeof next !== 'object') return false;
+  const list = (next as { lookupRecords?: unknown }).lookupRecords;
+  return Array.isArray(list) && list !== before.lookupRecords && before.lookupRecords.length > 0;
+}
 
 function unknownPolicy(): ApiError {
   return new ApiError(

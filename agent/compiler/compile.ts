@@ -26,6 +26,7 @@ import {
 } from '../policy/index.js';
 import { formatIssue } from '../policy/errors.js';
 import { compileMeterClasses } from './meter.js';
+import { recordKey, recordValue } from './records.js';
 import {
   Family,
   NVGRE_OVERHEAD,
@@ -263,18 +264,8 @@ export function compile(policy: Policy, hostName: string, facts: HostFacts): Com
 
   // Every lookup record, LOCAL where the CA is a port of this host.
   policy.lookupRecords.forEach((rec, i) => {
-    const addr = ipOf(rec.ca);
     const ifindex = localCa.get(caKey(rec.vsid, rec.ca));
-    records.add(
-      `lookupRecords[${i}]`,
-      { vsid: rec.vsid, family: addr.family === 4 ? Family.ipv4 : Family.ipv6, addr: addr16(addr) },
-      {
-        mac: macBytes(rec.mac),
-        flags: ifindex === undefined ? 0 : RecordFlags.local,
-        pa: ipv4ToNumber(ipOf(rec.pa)),
-        ifindex: ifindex ?? 0,
-      },
-    );
+    records.add(`lookupRecords[${i}]`, recordKey(rec), recordValue(rec, ifindex));
   });
 
   // Customer routes: on-link in another subnet of the domain, or via a next hop CA.

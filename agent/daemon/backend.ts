@@ -35,7 +35,14 @@ import type * as EventsModuleNs from '../datapath/events.js';
 import type { DatapathEventRecord } from '../datapath/events.js';
 import { TABLES, TABLE_NAMES } from '../compiler/tables.js';
 import type { Policy } from '../policy/index.js';
-import { MemoryPolicyTables, type ApplyResult, type TransactionPlan } from '../reconciler/index.js';
+import {
+  MemoryPolicyTables,
+  type ApplyResult,
+  type TableDelta,
+  type TransactionPlan,
+} from '../reconciler/index.js';
+import { recordsTableDelta, type RecordDelta } from '../api/records-fast.js';
+import type { DatapathEventStats } from '../metrics/datapath-events.js';
 import type { Config } from './config.js';
 
 type LogFn = (fields: Record<string, unknown>, message: string) => void;
@@ -49,6 +56,10 @@ export interface BackendLogger {
 /** What tenetd uses of agent/host's HostAgent. */
 export interface HostAgentLike {
   applyPolicy(policy: Policy): Promise<{ readonly reconcile: ApplyResult }>;
+  applyRecords?(
+    policy: Policy,
+    delta: TableDelta<'records'>,
+  ): Promise<{ readonly reconcile: ApplyResult }>;
   plan(policy: Policy): Promise<{ readonly plan: TransactionPlan }>;
   hasInstalledPolicy(): Promise<boolean>;
   /** The managed namespace's interfaces (what a compile sees). */
@@ -68,6 +79,7 @@ export interface HostAgentModule {
       dropEvents?: boolean;
       aclConntrackEntries?: number;
       steering?: ReturnType<typeof steeringOptions>;
+      recordsCapacity?: number;
     }): Promise<HostAgentLike>;
   };
 }
@@ -121,6 +133,7 @@ export class HostBackend implements PolicyBackend {
       dropEvents: this.config.datapath.dropEvents,
       aclConntrackEntries: this.config.datapath.aclConntrackEntries,
       steering: steeringOptions(this.config.datapath.steering),
+      recordsCapacity: this.config.capacity.lookupRecords,
     });
     if (this.config.datapath.dropEvents) this.events = await import('../datapath/events.js');
     return { installed: await this.agent.hasInstalledPolicy() };
@@ -146,6 +159,29 @@ export class HostBackend implements PolicyBackend {
       this.refreshNames();
       return { tables: [], warnings: [(e as Error).message] };
     }
+  }
+
+  async applyRecords(
+    policy: Policy,
+    delta: RecordDelta,
+    base: Policy,
+  ): Promise<BackendApplyResult> {
+    const host = this.host;
+    if (this.applied !== base || host.applyRecords === undefined)
+      return this.apply(policy, { dryRun: false });
+    try {
+      const report = await host.applyRecords(policy, recordsTableDelta(delta));
+      this.applied = policy;
+      return { tables: tableChanges(report.reconcile.changes), warnings: [] };
+    } catch (e) {
+      if (!isAppliedWithWarning(e)) throw e;
+      this.applied = policy;
+      return { tables: [], warnings: [(e as Error).message] };
+    }
+  }
+
+  datapathEventStats(): DatapathEventStats | undefined {
+    return this.pump?.stats;
   }
 
   /** Re-reads the interface names for datapath events (only while someone watches them). */
@@ -308,7 +344,7 @@ async function pinnedMapUsage(pinRoot: string): Promise<MapUsageSample[]> {
     try {
       let entries = 0;
       for (let key = map.nextKey(null); key !== null; key = map.nextKey(key)) entries++;
-      out.push({ map: name, entries, capacity: Maps[name].maxEntries });
+      out.push({ map: name, entries, capacity: map.maxEntries });
     } finally {
       map.close();
     }
@@ -350,6 +386,7 @@ export function memoryBackend(config: Config): PolicyBackend {
   const capacity = Object.fromEntries(
     TABLE_NAMES.map((t) => [t, Maps[TABLES[t].map].maxEntries]),
   ) as Record<TableName, number>;
+  capacity.records = config.capacity.lookupRecords;
   const tables = new MemoryPolicyTables({ capacity });
   return new ReconcilerBackend({
     hostName: config.hostName,

@@ -6,7 +6,7 @@
 //     path: /run/tenet/tenetd.sock      # its directory is the 0750 runtime directory
 //     group: 0                          # gid of the runtime dir and socket (default: ours)
 //     allowedUids: [0]                  # SO_PEERCRED uid allowed to call
-//     allowedGids: []                   # ... or primary gid
+//     allowedGids: []                   # ... or primary or supplementary gid (SO_PEERGROUPS)
 //   metrics:
 //     listen: 127.0.0.1:9464            # loopback only; omit (or null) to disable
 //   stateDir: /var/lib/tenet            # durable desired policy
@@ -24,13 +24,19 @@
 //                                       # (agent/steering/config.ts)
 //     interfaces: { eth0: { ifindex: 2, mac: '02:00:00:00:00:01', mtu: 1500 } }  # memory only
 //     underlay: { 198.18.0.2: '02:00:00:00:00:02' }  # memory only: next-hop MAC per remote PA
+//   capacity:
+//     lookupRecords: 65536              # entries of the lookup-records map (tenet_records),
+//                                       # 1024..16777216; default TENET_RECORDS_MAX (65536). A
+//                                       # change resizes a running datapath at the next start
+//                                       # without a forwarding gap (docs/control-plane.md); a
+//                                       # size below the records it holds is refused
 
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { TENET_PIN_ROOT } from '../abi/generated.js';
+import { Maps, TENET_PIN_ROOT } from '../abi/generated.js';
 import { formatPath } from '../policy/errors.js';
 import { steeringConfig } from '../steering/config.js';
 
@@ -79,6 +85,10 @@ const interfaceFacts = z.strictObject({
   mtu: z.number().int().min(68).max(65535),
 });
 
+/** Bounds of capacity.lookupRecords: a hash map's max_entries, 40 bytes of value each. */
+export const RECORDS_CAPACITY_MIN = 1024;
+export const RECORDS_CAPACITY_MAX = 16 * 1024 * 1024;
+
 export const configSchema = z.strictObject({
   hostName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'not a valid host name'),
   socket: z
@@ -125,6 +135,16 @@ export const configSchema = z.strictObject({
       interfaces: {},
       underlay: {},
     }),
+  capacity: z
+    .strictObject({
+      lookupRecords: z
+        .number()
+        .int()
+        .min(RECORDS_CAPACITY_MIN)
+        .max(RECORDS_CAPACITY_MAX)
+        .default(Maps.tenet_records.maxEntries),
+    })
+    .default({ lookupRecords: Maps.tenet_records.maxEntries }),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -34,7 +34,10 @@ export interface DaemonOptions {
 function describeState(load: StateLoad): string {
   switch (load.kind) {
     case 'loaded':
-      return 'loaded';
+      return load.journal === undefined
+        ? 'loaded'
+        : `loaded, ${load.journal.applied} journal entries replayed` +
+            (load.journal.stopped === undefined ? '' : ` (stopped: ${load.journal.stopped})`);
     case 'absent':
       return 'absent';
     case 'quarantined':
@@ -89,6 +92,7 @@ export class Daemon {
       backend,
       {
         persist: (policy, v) => stateFile.save(policy, v),
+        persistRecords: (policy, v, delta) => stateFile.appendRecords(policy, v, delta),
         forget: () => stateFile.forget(),
         onReconcile: (seconds, ok, dryRun) => ref.metrics?.observeReconcile(seconds, ok, dryRun),
       },
@@ -97,6 +101,7 @@ export class Daemon {
     const metrics = new TenetMetrics(
       {
         counters: () => backend.counters(),
+        datapathEvents: () => backend.datapathEventStats?.(),
         state: () => ({
           ready: store.ready,
           policyVersion: store.version,

@@ -15,19 +15,36 @@
 // `<name>.quarantine-<time>` for a human to look at and reported; the daemon then continues
 // without a desired policy (see PolicyStore: it keeps what the datapath holds and waits for a
 // whole-document Apply), never with an empty one.
+//
+// Record-level changes are appended to a journal next to the file instead of rewriting it
+// (state-journal.ts); reading replays the journal onto the file's policy before validating it.
 
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parsePolicy, PolicyError, type Policy } from '../policy/index.js';
+import {
+  decodeJournal,
+  JOURNAL_MAX_BYTES,
+  RecordJournal,
+  replayJournal,
+  type JournalDelta,
+  type JournalEntry,
+} from './state-journal.js';
 
 export const STATE_FORMAT = 1;
 export const STATE_FILE_NAME = 'policy.state';
 const MAGIC = 'TENET-STATE';
 
 export type StateLoad =
-  | { readonly kind: 'loaded'; readonly policy: Policy; readonly version: bigint }
+  | {
+      readonly kind: 'loaded';
+      readonly policy: Policy;
+      readonly version: bigint;
+      /** Journal entries replayed onto the file's policy, and why replay stopped early. */
+      readonly journal?: { readonly applied: number; readonly stopped?: string };
+    }
   | { readonly kind: 'absent' }
   | { readonly kind: 'quarantined'; readonly reason: string; readonly movedTo: string };
 
@@ -42,8 +59,14 @@ export function encodeState(policy: Policy, version: bigint): Buffer {
   return Buffer.concat([Buffer.from(header, 'utf8'), body]);
 }
 
-/** The policy and version of a state file's bytes; StateFormatError says what is wrong. */
-export function decodeState(data: Buffer): { policy: Policy; version: bigint } {
+/**
+ * The policy and version of a state file's bytes, with the journal's entries replayed onto it;
+ * StateFormatError says what is wrong.
+ */
+export function decodeState(
+  data: Buffer,
+  journal: readonly JournalEntry[] = [],
+): { policy: Policy; version: bigint; replay: { applied: number; stopped?: string } } {
   const nl = data.indexOf(0x0a);
   if (nl < 0 || nl > 512) throw new StateFormatError('no header line');
   const header = data.subarray(0, nl).toString('utf8');
@@ -69,8 +92,15 @@ export function decodeState(data: Buffer): { policy: Policy; version: bigint } {
   } catch (e) {
     throw new StateFormatError(`not JSON: ${(e as Error).message}`);
   }
+  let version = BigInt(m[3] as string);
+  let replay: { applied: number; stopped?: string } = { applied: 0 };
+  if (journal.length > 0 && raw !== null && typeof raw === 'object') {
+    const r = replayJournal(raw as { lookupRecords?: [] }, version, journal);
+    version = r.version;
+    replay = r.stopped === undefined ? { applied: r.applied } : r;
+  }
   try {
-    return { policy: parsePolicy(raw), version: BigInt(m[3] as string) };
+    return { policy: parsePolicy(raw), version, replay };
   } catch (e) {
     if (e instanceof PolicyError) throw new StateFormatError(`not a valid policy: ${e.message}`);
     throw e;
@@ -79,12 +109,25 @@ export function decodeState(data: Buffer): { policy: Policy; version: bigint } {
 
 export class StateFile {
   readonly path: string;
+  readonly journal: RecordJournal;
 
   constructor(
     readonly dir: string,
     name = STATE_FILE_NAME,
   ) {
     this.path = join(dir, name);
+    this.journal = new RecordJournal(dir);
+  }
+
+  /**
+   * A record-level change: one journal entry (durable before this returns), or a whole save
+   * when the journal has grown past JOURNAL_MAX_BYTES (which empties it).
+   */
+  async appendRecords(policy: Policy, version: bigint, delta: JournalDelta): Promise<void> {
+    const size = this.journal.size();
+    if (size > JOURNAL_MAX_BYTES) return this.save(policy, version);
+    this.journal.append(version, delta);
+    if (size === 0) await syncDir(this.dir); // the new file's directory entry
   }
 
   /** Replaces the state atomically and durably (see the top of this file). */
@@ -103,10 +146,13 @@ export class StateFile {
     await fh.close();
     await rename(tmp, this.path);
     await syncDir(dirname(this.path));
+    // The new file holds every journalled change: the journal goes (state-journal.ts).
+    this.journal.remove();
   }
 
   /** Removes the state (durably); absent already is fine. */
   async forget(): Promise<void> {
+    this.journal.remove();
     try {
       await unlink(this.path);
     } catch (e) {
@@ -125,8 +171,21 @@ export class StateFile {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
       throw e;
     }
+    const text = this.journal.read();
+    const journal = text === undefined ? { entries: [] } : decodeJournal(text);
     try {
-      return { kind: 'loaded', ...decodeState(data) };
+      const { policy, version, replay } = decodeState(data, journal.entries);
+      const stopped = replay.stopped ?? journal.stopped;
+      return {
+        kind: 'loaded',
+        policy,
+        version,
+        ...(text === undefined
+          ? {}
+          : {
+              journal: { applied: replay.applied, ...(stopped === undefined ? {} : { stopped }) },
+            }),
+      };
     } catch (e) {
       if (!(e instanceof StateFormatError)) throw e;
       const movedTo = `${this.path}.quarantine-${new Date().toISOString().replace(/[:.]/g, '-')}`;

@@ -85,7 +85,12 @@ export class DatapathEventPump {
   private resume: NodeJS.Timeout | undefined;
   private closed = false;
   /** Records read and delivered, and read pauses taken to stay under maxPerSecond. */
-  readonly stats = { records: 0, malformed: 0, pauses: 0 };
+  readonly stats = {
+    records: 0,
+    malformed: 0,
+    pauses: 0,
+    byKind: {} as Record<string, number>,
+  };
 
   constructor(
     readonly pinRoot: string,
@@ -147,6 +152,7 @@ export class DatapathEventPump {
       this.stats.malformed++;
     } else {
       this.stats.records++;
+      this.stats.byKind[ev.kind] = (this.stats.byKind[ev.kind] ?? 0) + 1;
       for (const l of [...this.listeners]) {
         try {
           l(ev);

@@ -32,6 +32,12 @@ export interface LoadObjectOptions {
    * takes effect when the map is created.
    */
   readonly mapSizes?: Readonly<Record<string, number>>;
+  /**
+   * Capacities (max_entries) of maps, by map name, set before load (bpf_map__set_max_entries):
+   * tenetd's `capacity` setting, applied even over a pinned map of another size (the caller
+   * resizes: agent/host/capacity.ts). A map the object does not have is skipped, like a knob.
+   */
+  readonly maxEntries?: Readonly<Record<string, number>>;
 }
 
 /** The datapath's knobs from the agent's settings. */
@@ -89,11 +95,14 @@ export async function loadObject(
       );
       setKnobs(obj, layout, values);
     }
-    const maps = obj.mapNames();
+    const maps = new Set(obj.mapNames());
     for (const [map, size] of Object.entries(opts.mapSizes ?? {})) {
-      if (!maps.includes(map)) continue;
+      if (!maps.has(map)) continue;
       const pinned = join(pinRoot, map);
-      obj.setMapMaxEntries(map, existsSync(pinned) ? pinnedSize(pinned) : size);
+      obj.setMaxEntries(map, existsSync(pinned) ? pinnedSize(pinned) : size);
+    }
+    for (const [map, n] of Object.entries(opts.maxEntries ?? {})) {
+      if (maps.has(map)) obj.setMaxEntries(map, n);
     }
     await obj.load();
   } catch (e) {

@@ -68,6 +68,8 @@ import {
   planTransaction,
   readInstalled,
   reconcile,
+  reconcileDelta,
+  type TableDelta,
   SettleError,
   StageError,
   type ApplyResult,
@@ -92,6 +94,15 @@ import {
   type MigrationPlan,
 } from './migrate.js';
 import { checkPinnedMaps, preparePinRoot, type PinnedMapsReport } from './pins.js';
+import {
+  abortRecordsResize,
+  beginRecordsResize,
+  copyRecords,
+  DEFAULT_RECORDS_CAPACITY,
+  finishRecordsResize,
+  RECORDS_MAP,
+  type RecordsResize,
+} from './capacity.js';
 import {
   UnderlayResolver,
   type UnderlayOptions,
@@ -139,6 +150,12 @@ export interface HostAgentOptions {
   bpfDir?: string;
   /** Receive steering: dynamic mode's interval and thresholds, queue size. */
   steering?: SteeringOptions;
+  /**
+   * Entries of the lookup-records map (default TENET_RECORDS_MAX, the size of existing pins). A
+   * pinned map of another size is resized without a forwarding gap (agent/host/capacity.ts);
+   * a size below the records it holds refuses the start (CapacityError, nothing changed).
+   */
+  recordsCapacity?: number;
 }
 
 export interface ApplyReport {
@@ -229,6 +246,9 @@ export class HostAgent {
   private acl: AclTables | undefined;
   /** Receive steering (absent when the XDP object has no cpumap program). */
   steering: SteeringController | undefined;
+  /** Remote PAs the underlay follows and this host's PAs, as of the last full apply. */
+  private targetPas = new Set<string>();
+  private localPas = new Set<string>();
   /** Counters of the old datapath already added to the new maps (a retried cutover). */
   private migrationBase: Map<string, Map<string, Buffer>> | undefined;
 
@@ -242,6 +262,8 @@ export class HostAgent {
     readonly adopted: PinnedMapsReport,
     /** A datapath of an older ABI waiting to be migrated by the next applyPolicy. */
     private migration: MigrationPlan | undefined,
+    /** A resize of the records map waiting for its cutover at the next applyPolicy. */
+    private resize: RecordsResize | undefined,
   ) {
     this.hostName = opts.hostName;
     this.pinRoot = opts.pinRoot ?? TENET_PIN_ROOT;
@@ -281,7 +303,16 @@ export class HostAgent {
       );
     }
     preparePinRoot(pinRoot, abiVersion);
-    const adopted = checkPinnedMaps(pinRoot);
+    const adopted = checkPinnedMaps(pinRoot, new Set([RECORDS_MAP]));
+    const recordsCapacity = opts.recordsCapacity ?? DEFAULT_RECORDS_CAPACITY;
+    // Before the load: a refused size leaves everything as it was.
+    const resize = beginRecordsResize(pinRoot, recordsCapacity);
+    if (resize !== undefined) {
+      log.info(
+        { pinRoot, map: RECORDS_MAP, ...resize },
+        'resizing the lookup-records map: the cutover happens at the next policy apply',
+      );
+    }
     log.info(
       { pinRoot, adoptedMaps: adopted.adopted.length, newMaps: adopted.absent.length },
       adopted.adopted.length > 0 ? 'adopting pinned datapath' : 'creating datapath',
@@ -297,6 +328,7 @@ export class HostAgent {
         const obj = await loadObject(name, pinRoot, {
           knobs: datapathKnobs({ dropEvents: opts.dropEvents === true }),
           mapSizes: { tenet_acl_ct: opts.aclConntrackEntries ?? 262144 },
+          maxEntries: { [RECORDS_MAP]: recordsCapacity },
           ...(opts.bpfDir === undefined ? {} : { dir: opts.bpfDir }),
         });
         try {
@@ -316,8 +348,19 @@ export class HostAgent {
           obj.close();
         }
       }
+      if (resize !== undefined) {
+        const copied = copyRecords(resize);
+        log.info({ map: RECORDS_MAP, ...copied }, 'records copied into the resized map');
+      }
     } catch (e) {
       closeAll();
+      if (resize !== undefined) {
+        try {
+          abortRecordsResize(resize);
+        } catch (e2) {
+          log.error(errFields(e2), 'putting the records map pin back failed');
+        }
+      }
       throw e;
     }
 
@@ -347,6 +390,7 @@ export class HostAgent {
         links,
         adopted,
         migration,
+        resize,
       );
       const cpuProg = programs.get(STEER_CPU_PROGRAM);
       if (cpuProg !== undefined) {
@@ -461,7 +505,12 @@ export class HostAgent {
     }
 
     // Next hops first: a record naming a new remote PA must find its MAC when it becomes visible.
-    this.underlay.setTargets(underlayTargets(policy, this.hostName, compiled, interfaces));
+    const targets = underlayTargets(policy, this.hostName, compiled, interfaces);
+    this.underlay.setTargets(targets);
+    this.targetPas = new Set(targets.map((t) => t.pa));
+    this.localPas = new Set(
+      policy.providerAddresses.filter((p) => p.host === this.hostName).map((p) => p.address),
+    );
     const underlay = await this.underlay.refresh();
 
     if (this.migration !== undefined) await this.migrate(this.migration, compiled);
@@ -469,6 +518,16 @@ export class HostAgent {
     // Port ACLs before the programs attach to new ports, so no port runs without its ACL.
     (this.acl ??= new AclTables(this.pinRoot)).apply(acls);
     const links = this.links.ensure(desired);
+    if (this.resize !== undefined) {
+      // Every attachment runs a program of the resized map now (ensure upgraded them); the old
+      // map goes before anything is written to the new one (capacity.ts, step 4).
+      finishRecordsResize(this.resize);
+      this.log.info(
+        { map: RECORDS_MAP, from: this.resize.from, to: this.resize.to, upgraded: links.updated },
+        'lookup-records map resized',
+      );
+      this.resize = undefined;
+    }
     let result: ApplyResult | undefined;
     let settleError: SettleError | undefined;
     try {
@@ -555,6 +614,57 @@ export class HostAgent {
     }
     if ([...steering.values()].some((s) => s.mode === 'auto')) this.steering.start();
     else this.steering.stop();
+  }
+
+  /** A resize of the records map waiting for the next applyPolicy's cutover, if any. */
+  get pendingResize(): RecordsResize | undefined {
+    return this.resize;
+  }
+
+  /**
+   * Makes the datapath carry `policy`, which differs from the last applied policy only in the
+   * lookup records of `delta` (compiled already: agent/api/records-fast.ts): one staged
+   * transaction over those keys (reconciler/delta.ts), with the guarantees of applyPolicy. Falls
+   * back to applyPolicy(policy) when a delta record names a remote PA the underlay does not
+   * follow yet (its next hop must be resolved first), or a migration or resize is pending.
+   */
+  applyRecords(policy: Policy, delta: TableDelta<'records'>): Promise<ApplyReport> {
+    return this.serialise(async () => {
+      const newPa = delta.upserts.find((r) => {
+        const pa = numberToIpv4(r.value.pa);
+        return r.value.pa !== 0 && !this.localPas.has(pa) && !this.targetPas.has(pa);
+      });
+      if (
+        this.stopped ||
+        !this.policyApplied ||
+        this.migration !== undefined ||
+        this.resize !== undefined ||
+        newPa !== undefined
+      ) {
+        return this.doApply(policy);
+      }
+      const started = Date.now();
+      let result: ApplyResult;
+      try {
+        result = await reconcileDelta(this.tables, delta);
+      } catch (e) {
+        if (e instanceof SettleError) {
+          this.log.warn({ host: this.hostName, ...errFields(e) }, 'policy live, settling failed');
+        } else {
+          this.log.error({ host: this.hostName, ...errFields(e) }, 'record delta failed');
+        }
+        throw e;
+      }
+      return {
+        reconcile: result,
+        attached: [],
+        upgraded: [],
+        detached: [],
+        underlay: this.underlay.status(),
+        underlayPruned: 0,
+        durationMs: Date.now() - started,
+      };
+    });
   }
 
   /** The older datapath the next applyPolicy migrates from (its pin root), if any. */

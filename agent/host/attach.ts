@@ -12,14 +12,16 @@
 //
 // An adopted attachment whose program differs from the one just loaded (a new object file: its tag
 // differs; or the same file loaded with other load-time knobs, e.g. drop events turned on: the tag
-// is the same but the '.rodata' differs, see agent/bpf/knobs.ts programIdentity) is upgraded in
-// place with an atomic link update, so the datapath never has a gap. One
+// is the same but the '.rodata' differs, see agent/bpf/knobs.ts programIdentity; or a program
+// bound to another instance of a pinned map, e.g. a lookup-records map resized by
+// agent/host/capacity.ts) is upgraded in place with an atomic link update, so the datapath never
+// has a gap. One
 // whose interface has gone (the link is defunct) or was replaced by a new interface of the same
 // name is dropped and made again.
 
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Objects } from '../abi/generated.js';
+import { Maps, Objects } from '../abi/generated.js';
 import type { ObjectName } from '../datapath/objects.js';
 import {
   AttachType,
@@ -34,6 +36,7 @@ import {
   tcDetach,
   tcQuery,
   tcxLinkAttach,
+  BpfMap,
   xdpLinkAttach,
   xdpQuery,
   type TcDirection,
@@ -180,10 +183,55 @@ function sameProgram(attachedId: number, loaded: BpfProgram): boolean {
   if (attached === undefined) return false;
   let mine = loadedIdentity.get(loaded);
   if (mine === undefined) {
-    mine = programIdentity(loaded);
+    mine = `${programIdentity(loaded)}/${pinnedMapIds(loaded.info().mapIds)}`;
     loadedIdentity.set(loaded, mine);
   }
-  return attached === mine;
+  const theirs = withProgram(attachedId, (p) => pinnedMapIds(p.info().mapIds));
+  return `${attached}/${theirs}` === mine;
+}
+
+/** Kernel object names of the maps pinned by name (the shared ones, not .rodata and friends). */
+const PINNED_MAP_NAMES = new Set(
+  Object.values(Maps)
+    .filter((d) => d.pinning === 'by_name')
+    .map((d) => d.name.slice(0, 15)),
+);
+
+/**
+ * "name=id" of the pinned maps a program uses: two programs with the same tag and knobs but bound
+ * to different instances of a pinned map (the old and the resized records map) differ here.
+ */
+function pinnedMapIds(ids: readonly number[]): string {
+  const out: string[] = [];
+  for (const id of ids) {
+    let map: BpfMap;
+    try {
+      map = BpfMap.fromId(id);
+    } catch {
+      continue;
+    }
+    try {
+      const name = map.info().name;
+      if (PINNED_MAP_NAMES.has(name)) out.push(`${name}=${id}`);
+    } finally {
+      map.close();
+    }
+  }
+  return out.sort().join(',');
+}
+
+function withProgram<T>(id: number, f: (p: BpfProgram) => T): T | undefined {
+  let prog: BpfProgram;
+  try {
+    prog = BpfProgram.fromId(id);
+  } catch {
+    return undefined;
+  }
+  try {
+    return f(prog);
+  } finally {
+    prog.close();
+  }
 }
 
 /** The identity of each program this agent loaded (one per program, many attachments each). */

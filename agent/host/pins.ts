@@ -69,8 +69,15 @@ export interface PinnedMapsReport {
   readonly ids: Readonly<Record<string, number>>;
 }
 
-/** Checks every pinned map under pinRoot against its generated descriptor. */
-export function checkPinnedMaps(pinRoot: string): PinnedMapsReport {
+/**
+ * Checks every pinned map under pinRoot against its generated descriptor. `anySize` names maps
+ * whose capacity is configurable (tenetd's `capacity`): their max_entries is not checked here
+ * (agent/host/capacity.ts resizes them).
+ */
+export function checkPinnedMaps(
+  pinRoot: string,
+  anySize: ReadonlySet<string> = new Set(),
+): PinnedMapsReport {
   const adopted: string[] = [];
   const absent: string[] = [];
   const ids: Record<string, number> = {};
@@ -99,7 +106,7 @@ export function checkPinnedMaps(pinRoot: string): PinnedMapsReport {
       type: desc.typeId,
       keySize: desc.keySize,
       valueSize: desc.valueSize,
-      maxEntries: desc.maxEntries,
+      maxEntries: anySize.has(desc.name) ? info.maxEntries : desc.maxEntries,
       flags: desc.flags,
     };
     const diffs = (Object.keys(want) as (keyof typeof want)[])

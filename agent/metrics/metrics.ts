@@ -9,6 +9,11 @@
 // status codes), never IP addresses.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  DatapathEventMetrics,
+  type DatapathEventStats,
+  type SuppressReason,
+} from './datapath-events.js';
 import type { CounterSnapshot, VsidCounterSample } from '../api/backend.js';
 
 export interface BuildInfo {
@@ -22,6 +27,8 @@ export interface MetricsSource {
   counters(): Promise<CounterSnapshot>;
   /** Agent state for gauges. */
   state(): { ready: boolean; policyVersion: bigint; policyKnown: boolean };
+  /** Datapath event reader counts (absent: no events on this backend). */
+  datapathEvents?(): DatapathEventStats | undefined;
 }
 
 const DURATION_BUCKETS = [
@@ -45,6 +52,7 @@ export class TenetMetrics {
   private readonly requestDuration: Histogram<'method' | 'code'>;
   private readonly refused: Counter;
   private readonly scrapeErrors: Counter;
+  private readonly events: DatapathEventMetrics;
 
   constructor(
     private readonly source: MetricsSource,
@@ -242,6 +250,12 @@ export class TenetMetrics {
       registers,
     });
     for (const kind of ['apply', 'dry_run']) this.reconcileErrors.inc({ kind }, 0);
+    this.events = new DatapathEventMetrics(this.registry, () => this.source.datapathEvents?.());
+  }
+
+  /** A datapath event not sent to a watcher (agent/api/events.ts WatcherEvents). */
+  eventsSuppressed(reason: SuppressReason): void {
+    this.events.suppressed(reason);
   }
 
   observeReconcile(seconds: number, ok: boolean, dryRun: boolean): void {

@@ -236,7 +236,7 @@ const paBytes = (pa: number): Buffer => {
 // ---- lookups (bpf/lib/gen.h) ----------------------------------------------------------------
 
 class Lookups {
-  private readonly records = new Map<string, DatapathTables['records'][number]['entry']>();
+  private readonly records: RecordIndex;
 
   /** Port ACL state (agent/model/acl.ts); absent: no port has an ACL. */
   acl?: AclSimContext;
@@ -247,7 +247,7 @@ class Lookups {
     readonly t: DatapathTables,
     readonly gen: number,
   ) {
-    for (const r of t.records) this.records.set(caKeyId(r.key), r.entry);
+    this.records = recordIndexOf(t.records);
   }
 
   /** tenet_meter(): remote is 4 or 16 bytes. */
@@ -324,6 +324,31 @@ const redirect = (ifindex: number, output: Buffer): Done =>
  * What the datapath does to `frame` at `hook` with `tables` in generation `generation` (0 or 1).
  * Never throws for any frame.
  */
+type RecordIndex = Map<string, DatapathTables['records'][number]['entry']>;
+
+/**
+ * The records by key, built once per records array (tables are not changed after they are made):
+ * Simulate asks about the same million records again and again.
+ */
+const recordIndexes = new WeakMap<DatapathTables['records'], RecordIndex>();
+let recordIndexBuildCount = 0;
+
+function recordIndexOf(records: DatapathTables['records']): RecordIndex {
+  let index = recordIndexes.get(records);
+  if (index === undefined) {
+    index = new Map();
+    for (const r of records) index.set(caKeyId(r.key), r.entry);
+    recordIndexes.set(records, index);
+    recordIndexBuildCount++;
+  }
+  return index;
+}
+
+/** How many record indexes were built so far (tests: an index is built once per tables). */
+export function recordIndexBuilds(): number {
+  return recordIndexBuildCount;
+}
+
 export function simulate(
   tables: DatapathTables,
   generation: number,

@@ -18,6 +18,26 @@ function fromText(text: string): unknown {
   return doc.toJS({ maxAliasCount: 100 });
 }
 
+/** zod's issues as policy issues, their paths under `prefix` (a part of the document). */
+export function shapeIssues(
+  zodIssues: readonly { code: string; path: PropertyKey[]; message: string; keys?: string[] }[],
+  prefix: readonly PropertyKey[] = [],
+): PolicyIssue[] {
+  const issues: PolicyIssue[] = [];
+  for (const issue of zodIssues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys ?? [])
+        issues.push({
+          path: formatPath([...prefix, ...issue.path, key]),
+          message: 'unknown field',
+        });
+    } else {
+      issues.push({ path: formatPath([...prefix, ...issue.path]), message: issue.message });
+    }
+  }
+  return issues;
+}
+
 /** Validates a policy document (YAML/JSON text or a parsed object); throws PolicyError. */
 export function parsePolicy(input: string | unknown): Policy {
   const raw = typeof input === 'string' ? fromText(input) : input;
@@ -25,18 +45,7 @@ export function parsePolicy(input: string | unknown): Policy {
     throw new PolicyError([{ path: '', message: 'the policy document is empty' }]);
   }
   const shaped = policySchema.safeParse(raw, { error: policyErrorMap });
-  if (!shaped.success) {
-    const issues: PolicyIssue[] = [];
-    for (const issue of shaped.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys)
-          issues.push({ path: formatPath([...issue.path, key]), message: 'unknown field' });
-      } else {
-        issues.push({ path: formatPath(issue.path), message: issue.message });
-      }
-    }
-    throw new PolicyError(issues);
-  }
+  if (!shaped.success) throw new PolicyError(shapeIssues(shaped.error.issues));
   const issues = validatePolicy(shaped.data);
   if (issues.length > 0) throw new PolicyError(issues);
   return shaped.data as PolicyDocument as Policy;

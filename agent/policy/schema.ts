@@ -93,6 +93,9 @@ const lookupRecord = z.strictObject({
   pa: ipv4,
 });
 
+/** One lookup record's shape (the API's incremental path checks changed records with it). */
+export const lookupRecordSchema = lookupRecord;
+
 const customerRoute = z.strictObject({
   routingDomain: name,
   prefix,

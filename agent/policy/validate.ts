@@ -20,6 +20,7 @@ import { validateMeters } from './validate-meter.js';
 import { validateSteering } from './validate-steering.js';
 import {
   gatewayMac,
+  type LookupRecord,
   type PolicyDocument,
   type RoutingDomain,
   type VirtualSubnet,
@@ -62,6 +63,70 @@ function listPrefixes(ref: SubnetRef): string {
 
 function subnetLabel(ref: SubnetRef): string {
   return `virtual subnet "${ref.subnet.name}" (VSID ${ref.subnet.vsid})`;
+}
+
+/** What the per-record rules need of the rest of the document. */
+export interface RecordRuleContext {
+  readonly subnets: ReadonlyMap<number, SubnetRef>;
+  readonly isProviderAddress: (pa: string) => boolean;
+}
+
+type Report = (path: string, message: string) => void;
+
+/** The gateway address of `vsid` of either family is `ca`. */
+export function isGatewayCa(subnets: ReadonlyMap<number, SubnetRef>, vsid: number, ca: string) {
+  const gw = subnets.get(vsid)?.subnet.gateway;
+  return gw !== undefined && (gw.ipv4 === ca || gw.ipv6 === ca);
+}
+
+/** A lookup record's place: a known VSID, the CA inside its prefixes and not its gateway. */
+export function checkRecordPlace(
+  ctx: RecordRuleContext,
+  rec: LookupRecord,
+  path: string,
+  report: Report,
+): void {
+  const ref = ctx.subnets.get(rec.vsid);
+  if (ref === undefined) {
+    report(`${path}.vsid`, `VSID ${rec.vsid} is not defined by any routing domain`);
+  } else if (!ref.prefixes.some((p) => prefixContains(p, ipOf(rec.ca)))) {
+    report(
+      `${path}.ca`,
+      `${rec.ca} is outside the prefixes of ${subnetLabel(ref)}: ${listPrefixes(ref)}`,
+    );
+  } else if (isGatewayCa(ctx.subnets, rec.vsid, rec.ca)) {
+    report(
+      `${path}.ca`,
+      `${rec.ca} is the gateway address of VSID ${rec.vsid}; the distributed router owns it`,
+    );
+  }
+}
+
+/** The gateway MAC of a VSID as text; memoised (a million records share a few VSIDs). */
+const gatewayMacs = new Map<number, string>();
+function gatewayMacText(vsid: number): string {
+  let mac = gatewayMacs.get(vsid);
+  if (mac === undefined) {
+    mac = formatMac(gatewayMac(vsid));
+    if (gatewayMacs.size > 65536) gatewayMacs.clear();
+    gatewayMacs.set(vsid, mac);
+  }
+  return mac;
+}
+
+/** A lookup record's target: a known provider address, a MAC that is not the gateway's. */
+export function checkRecordTarget(
+  ctx: RecordRuleContext,
+  rec: LookupRecord,
+  path: string,
+  report: Report,
+): void {
+  if (!ctx.isProviderAddress(rec.pa)) {
+    report(`${path}.pa`, `${rec.pa} is not a provider address of any host`);
+  }
+  if (rec.mac === gatewayMacText(rec.vsid)) {
+    report(`${path}.mac`, `${rec.mac} is the gateway MAC of VSID ${rec.vsid}`);
+  }
 }
 
 export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
@@ -174,7 +239,7 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
     const gw = subnets.get(vsid)?.subnet.gateway;
     return gw !== undefined && (gw.ipv4 === ca || gw.ipv6 === ca);
   };
-  const gatewayMacOf = (vsid: number): string => formatMac(gatewayMac(vsid));
+  const gatewayMacOf = gatewayMacText;
   const unknownVsid = (vsid: number): string => `VSID ${vsid} is not defined by any routing domain`;
   const outside = (addr: string, ref: SubnetRef): string =>
     `${addr} is outside the prefixes of ${subnetLabel(ref)}: ${listPrefixes(ref)}`;
@@ -182,21 +247,13 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
     ref.prefixes.some((p) => prefixContains(p, addr));
 
   // Lookup records: known VSID, CA inside it, one record per CA, a known PA, one adapter per MAC.
+  // The per-record rules are shared with the API's incremental path (agent/api/records-fast.ts).
+  const recordCtx: RecordRuleContext = { subnets, isProviderAddress: (pa) => paOwner.has(pa) };
   const recordByCa = new Map<string, { index: number; mac: string; pa: string }>();
   const recordMacs = new Map<string, { pa: string; path: string }>(); // key vsid/mac
   doc.lookupRecords.forEach((rec, i) => {
     const path = `lookupRecords[${i}]`;
-    const ref = subnets.get(rec.vsid);
-    if (ref === undefined) {
-      report(`${path}.vsid`, unknownVsid(rec.vsid));
-    } else if (!inSubnet(ref, ipOf(rec.ca))) {
-      report(`${path}.ca`, outside(rec.ca, ref));
-    } else if (gatewayOf(rec.vsid, rec.ca)) {
-      report(
-        `${path}.ca`,
-        `${rec.ca} is the gateway address of VSID ${rec.vsid}; the distributed router owns it`,
-      );
-    }
+    checkRecordPlace(recordCtx, rec, path, report);
     const key = caKey(rec.vsid, rec.ca);
     const prev = recordByCa.get(key);
     if (prev !== undefined) {
@@ -207,12 +264,7 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
     } else {
       recordByCa.set(key, { index: i, mac: rec.mac, pa: rec.pa });
     }
-    if (!paOwner.has(rec.pa)) {
-      report(`${path}.pa`, `${rec.pa} is not a provider address of any host`);
-    }
-    if (rec.mac === gatewayMacOf(rec.vsid)) {
-      report(`${path}.mac`, `${rec.mac} is the gateway MAC of VSID ${rec.vsid}`);
-    }
+    checkRecordTarget(recordCtx, rec, path, report);
     const macKey = `${rec.vsid}/${rec.mac}`;
     const prevMac = recordMacs.get(macKey);
     if (prevMac === undefined) {

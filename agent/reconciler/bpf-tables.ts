@@ -114,6 +114,15 @@ class BpfTable<K, V> implements PolicyTable<K, V> {
     return this.typed.getBatch(this.batchOpts).map(([key, entry]) => ({ key, entry }));
   }
 
+  getMany(keys: readonly K[]): InstalledRow<K, V>[] {
+    const out: InstalledRow<K, V>[] = [];
+    for (const key of keys) {
+      const entry = this.typed.get(key);
+      if (entry !== undefined) out.push({ key, entry });
+    }
+    return out;
+  }
+
   upsertBatch(rows: readonly InstalledRow<K, V>[]): BatchResult {
     if (rows.length === 0) return { done: 0 };
     try {

@@ -123,6 +123,11 @@ export class MemoryPolicyTables implements PolicyTables {
     const capacity = this.options.capacity?.[t] ?? Infinity;
     const table: PolicyTable<unknown, unknown> = {
       getAll: () => [...map.values()].map(copyRow),
+      getMany: (keys) =>
+        keys.flatMap((k) => {
+          const row = map.get(def.keyId(k));
+          return row === undefined ? [] : [copyRow(row)];
+        }),
       upsertBatch: (rows): BatchResult => {
         const fault = this.takeFault('upsert', t, rows.length);
         for (let i = 0; i < rows.length; i++) {

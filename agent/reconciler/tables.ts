@@ -22,6 +22,8 @@ export interface BatchResult {
 export interface PolicyTable<K, V> {
   /** Every entry in the map. */
   getAll(): MaybePromise<readonly InstalledRow<K, V>[]>;
+  /** Optional: the entries of these keys that exist (single lookups; delta.ts). */
+  getMany?(keys: readonly K[]): MaybePromise<readonly InstalledRow<K, V>[]>;
   /** Writes whole entries (struct tenet_X_entry), creating or replacing, in order. */
   upsertBatch(rows: readonly InstalledRow<K, V>[]): MaybePromise<BatchResult>;
   /** Deletes keys, in order; an absent key counts as done. */

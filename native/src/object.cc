@@ -137,8 +137,7 @@ Napi::Function BpfObject::Define(Napi::Env env)
 				   InstanceMethod<&BpfObject::InitialValue>("initialValue"),
 				   InstanceMethod<&BpfObject::WriteInitialValue>(
 					   "writeInitialValue"),
-				   InstanceMethod<&BpfObject::SetMapMaxEntries>(
-					   "setMapMaxEntries"),
+				   InstanceMethod<&BpfObject::SetMaxEntries>("setMaxEntries"),
 				   InstanceMethod<&BpfObject::Close>("close"),
 				   InstanceAccessor<&BpfObject::GetLoaded>("loaded"),
 				   InstanceAccessor<&BpfObject::GetClosed>("closed"),
@@ -336,6 +335,30 @@ Napi::Value BpfObject::Program(const Napi::CallbackInfo &info)
 	return BpfProgram::Adopt(env, std::move(dup));
 }
 
+// bpf_map__set_max_entries before load: a map's capacity chosen at run time (tenetd's
+// `capacity` setting). A map pinned by name under the pin root is reused only if its max_entries
+// matches, so a different size makes the load fail with EINVAL unless the pin was moved aside.
+Napi::Value BpfObject::SetMaxEntries(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	const char *fn = "BpfObject.setMaxEntries";
+	bpf_object *obj = ObjOrThrow(env, fn);
+	std::string name = GetString(env, info[0], std::string(fn) + ": map");
+	uint32_t n = GetU32(env, info[1], std::string(fn) + ": maxEntries");
+	if (n == 0)
+		ThrowTypeError(env, std::string(fn) + ": maxEntries must be positive");
+	if (loadAttempted_)
+		ThrowBpfError(env, fn, EBUSY,
+			      {"the object was loaded: capacities are set before load()", {}, {}, {}});
+	bpf_map *map = bpf_object__find_map_by_name(obj, name.c_str());
+	if (!map)
+		ThrowBpfError(env, fn, ENOENT, {"no map named '" + name + "' in " + path_, {}, {}, {}});
+	int err = bpf_map__set_max_entries(map, n);
+	if (err < 0)
+		ThrowBpfError(env, "bpf_map__set_max_entries", -err, {name, {}, {}, {}});
+	return env.Undefined();
+}
+
 // The initial contents of an internal map ('.rodata', '.data', '.bss', '.kconfig'): where the
 // ELF's global variables live, `const volatile` load-time knobs among them.
 static bpf_map *InternalMap(Napi::Env env, bpf_object *obj, const std::string &name,
@@ -395,27 +418,6 @@ Napi::Value BpfObject::WriteInitialValue(const Napi::CallbackInfo &info)
 	int err = bpf_map__set_initial_value(map, next.data(), next.size());
 	if (err < 0)
 		ThrowBpfError(env, "bpf_map__set_initial_value", -err, {name, {}, {}, {}});
-	return env.Undefined();
-}
-
-Napi::Value BpfObject::SetMapMaxEntries(const Napi::CallbackInfo &info)
-{
-	Napi::Env env = info.Env();
-	const char *fn = "BpfObject.setMapMaxEntries";
-	bpf_object *obj = ObjOrThrow(env, fn);
-	std::string name = GetString(env, info[0], std::string(fn) + ": map");
-	uint32_t n = GetU32(env, info[1], std::string(fn) + ": maxEntries");
-	if (loadAttempted_)
-		ThrowBpfError(env, fn, EBUSY,
-			      {"the object was loaded: map sizes are set before load()", {}, {}, {}});
-	bpf_map *map = bpf_object__find_map_by_name(obj, name.c_str());
-	if (!map)
-		ThrowBpfError(env, fn, ENOENT, {name, {}, {}, {}});
-	if (n == 0)
-		ThrowTypeError(env, std::string(fn) + ": maxEntries must be > 0");
-	int err = bpf_map__set_max_entries(map, n);
-	if (err < 0)
-		ThrowBpfError(env, "bpf_map__set_max_entries", -err, {name, {}, {}, {}});
 	return env.Undefined();
 }
 

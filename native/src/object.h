@@ -42,7 +42,7 @@ private:
 	Napi::Value Program(const Napi::CallbackInfo &info);
 	Napi::Value InitialValue(const Napi::CallbackInfo &info);
 	Napi::Value WriteInitialValue(const Napi::CallbackInfo &info);
-	Napi::Value SetMapMaxEntries(const Napi::CallbackInfo &info);
+	Napi::Value SetMaxEntries(const Napi::CallbackInfo &info);
 	Napi::Value Close(const Napi::CallbackInfo &info);
 	Napi::Value GetLoaded(const Napi::CallbackInfo &info);
 	Napi::Value GetClosed(const Napi::CallbackInfo &info);

@@ -4,11 +4,13 @@
 // changed by the peer afterwards and is not affected by fd passing: it is the right basis for
 // tenetd's access check. The fd is borrowed from Node's socket handle; it is not closed here.
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <cerrno>
 #include <climits>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "unix.h"
@@ -38,6 +40,26 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo &info)
 	out.Set("pid", Napi::Number::New(env, cred.pid));
 	out.Set("uid", Napi::Number::New(env, cred.uid));
 	out.Set("gid", Napi::Number::New(env, cred.gid));
+
+	// SO_PEERGROUPS (Linux 4.13): the peer's supplementary groups, recorded at connect() like
+	// SO_PEERCRED (so not raced by the peer exiting and its pid being reused, as reading
+	// /proc/<pid>/status would be). ERANGE says how much room the list needs.
+	std::vector<gid_t> groups(64);
+	for (int attempt = 0; attempt < 4; attempt++) {
+		socklen_t glen = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) == 0) {
+			groups.resize(glen / sizeof(gid_t));
+			Napi::Array arr = Napi::Array::New(env, groups.size());
+			for (size_t i = 0; i < groups.size(); i++)
+				arr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, groups[i]));
+			out.Set("groups", arr);
+			return out;
+		}
+		if (errno != ERANGE)
+			break;
+		groups.resize(glen / sizeof(gid_t) + 1);
+	}
+	// No SO_PEERGROUPS (an older kernel): groups absent; the caller may read /proc.
 	return out;
 }
 

@@ -7,8 +7,7 @@
 // The record counts are parameters (controlPlaneSection(sizes)); a size the datapath refuses (the
 // records map's capacity) is reported as a missed target with the API's answer, never a crash.
 
-import { Maps } from '../../agent/abi/generated.js';
-import { measureControlPlane } from './control-plane.js';
+import { DEFAULT_CAPACITY, measureControlPlane } from './control-plane.js';
 import { measureMigration } from './migration.js';
 import type { BenchFigure, Section, SectionResult } from './section.js';
 import { summarize } from './stats.js';
@@ -24,6 +23,7 @@ export function controlPlaneSection(sizes: readonly number[] = CONTROL_PLANE_SIZ
   return async ({ quick, log }): Promise<SectionResult> => {
     const s = await measureControlPlane({
       sizes,
+      capacity: DEFAULT_CAPACITY,
       runs: quick ? 1 : 3,
       updates: quick ? 200 : 1000,
       updateBudgetMs: quick ? 15_000 : 120_000,
@@ -125,7 +125,7 @@ export function controlPlaneSection(sizes: readonly number[] = CONTROL_PLANE_SIZ
       figures,
       notes: [
         `A real tenetd (tenetd's own process, gRPC over its unix socket) on the demo lab's hv1 with the ` +
-          `real BPF datapath; records map capacity in this build: ${Maps.tenet_records.maxEntries}. ` +
+          `real BPF datapath; records map capacity (tenetd's capacity.lookupRecords): ${DEFAULT_CAPACITY}. ` +
           `Sizes ${sizes.join(', ')}, each loaded from the base policy (BulkLoadLookupRecords, ` +
           `10,000-record chunks), ${quick ? 1 : 3} run(s) each.`,
         'Updates: single UpdateLookupRecord calls on the largest set that loaded, each timed from the ' +

@@ -17,7 +17,8 @@
 // reported with the status the API answered.
 //
 // Usage: npm run bench:control-plane [-- --records N] [--quick] [--runs R] [--updates U]
-//        [--update-seconds S] [--cpu-prof]
+//        [--update-seconds S] [--capacity C] [--cpu-prof]
+// (--capacity: tenetd's capacity.lookupRecords, default 1048576 so that a million records fit)
 // (root; writes bench/results/control-plane-<date>[-N].json; --cpu-prof keeps tenetd's CPU profile
 // in bench/tmp/ and prints where its time went)
 
@@ -156,7 +157,12 @@ export interface ControlPlaneOptions {
   readonly minUpdates?: number;
   readonly cpuProf?: boolean;
   readonly log?: (line: string) => void;
+  /** tenetd's capacity.lookupRecords for the run (default DEFAULT_CAPACITY). */
+  readonly capacity?: number;
 }
+
+/** The records map's size for the benchmark: room for 1,000,000 records and the demo's. */
+export const DEFAULT_CAPACITY = 1_048_576;
 
 export type ControlPlaneSummary = Record<string, unknown> & {
   records_map_capacity: number;
@@ -180,8 +186,7 @@ export type ControlPlaneSummary = Record<string, unknown> & {
 };
 
 /** The sizes the CLI measures for N: 10k, the largest round size the map can hold, 100k, N. */
-export function defaultSizes(n: number): number[] {
-  const capacity = Maps.tenet_records.maxEntries;
+export function defaultSizes(n: number, capacity = DEFAULT_CAPACITY): number[] {
   const fit = Math.floor((capacity - benchPolicy().demoRecords.length) / 5000) * 5000;
   return [...new Set([10_000, fit, 100_000, n].filter((s) => s <= n))].sort((a, b) => a - b);
 }
@@ -195,6 +200,7 @@ async function main(): Promise<void> {
       updates: { type: 'string', default: '1000' },
       'update-seconds': { type: 'string', default: '120' },
       'cpu-prof': { type: 'boolean', default: false },
+      capacity: { type: 'string', default: '1048576' },
     },
   });
   const n = values.quick ? 100_000 : Number(values.records);
@@ -203,8 +209,12 @@ async function main(): Promise<void> {
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
   const stemOf = (date: string): string =>
     `control-plane-${date.slice(0, 10)}${n === 1_000_000 ? '' : `-${n}`}`;
+  // tenetd's capacity.lookupRecords (the records map's max_entries).
+  const capacity = Number(values.capacity);
+  if (!Number.isInteger(capacity) || capacity < 1024) throw new Error('--capacity takes >= 1024');
   const summary = await measureControlPlane({
-    sizes: defaultSizes(n),
+    sizes: defaultSizes(n, capacity),
+    capacity,
     runs,
     updates: Number(values.updates),
     updateBudgetMs: Number(values['update-seconds']) * 1000,
@@ -230,7 +240,7 @@ export async function measureControlPlane(
   const updates = o.updates;
   const updateBudgetMs = o.updateBudgetMs;
   const minUpdates = o.minUpdates ?? 0;
-  const capacity = Maps.tenet_records.maxEntries;
+  const capacity = o.capacity ?? DEFAULT_CAPACITY;
   const { doc, demoRecords } = benchPolicy();
   const generated = Array.from({ length: n }, (_, i) => record(i));
 
@@ -246,7 +256,9 @@ export async function measureControlPlane(
       pinRoot,
       metricsListen: null,
       logLevel: 'info',
-      datapath: `datapath:\n  backend: host\n  netns: ${topo.host('hv1').ns.path}\n`,
+      datapath:
+        `datapath:\n  backend: host\n  netns: ${topo.host('hv1').ns.path}\n` +
+        `capacity:\n  lookupRecords: ${capacity}\n`,
     });
     // --cpu-prof is not allowed in NODE_OPTIONS: put it on tenetd's node command line (exec keeps
     // the pid tenetd's own).
@@ -385,6 +397,21 @@ export async function measureControlPlane(
       gen.close();
     }
     const final = rss(pid);
+    // Where an update's time goes inside tenetd (its "policy changed" log lines).
+    const updateLogs = d.logs.filter(
+      (l) => l.msg === 'policy changed' && l.method === 'UpdateLookupRecord',
+    );
+    const updatePaths: Record<string, number> = {};
+    for (const l of updateLogs)
+      updatePaths[String(l.path)] = (updatePaths[String(l.path)] ?? 0) + 1;
+    const updateDaemonMs = Object.fromEntries(
+      ['build', 'validate', 'diff', 'persist', 'reconcile'].map((k) => [
+        k,
+        updateLogs.length === 0
+          ? { min: NaN, median: NaN, max: NaN, n: 0 }
+          : summarize(updateLogs.map((l) => (l.timingMs as Record<string, number>)[k] ?? NaN)),
+      ]),
+    );
 
     const pct = (xs: number[], p: number): number => {
       const s = [...xs].sort((a, b) => a - b);
@@ -443,6 +470,8 @@ export async function measureControlPlane(
         rpc_return_to_visible_ms: dist(visibleMs),
         rpc_plus_visible_ms: dist(totalMs),
         visible_on_first_poll: visibleBeforeReturn,
+        daemon_ms: updateDaemonMs,
+        paths: updatePaths,
         mean_polls: +(polls / Math.max(1, rpcMs.length)).toFixed(2),
         budget_ms: updateBudgetMs,
       },
@@ -454,7 +483,8 @@ export async function measureControlPlane(
     log(
       `\nupdates on ${largest} records: ${rpcMs.length} done; RPC ms ${JSON.stringify(summary.update.rpc_ms)}; ` +
         `RPC return -> visible ms ${JSON.stringify(summary.update.rpc_return_to_visible_ms)} ` +
-        `(${visibleBeforeReturn} already visible on the first poll)`,
+        `(${visibleBeforeReturn} already visible on the first poll); paths ${JSON.stringify(updatePaths)}; ` +
+        `daemon medians ms ${JSON.stringify(Object.fromEntries(Object.entries(updateDaemonMs).map(([k, v]) => [k, v.median])))}`,
     );
     client.close();
     client = undefined;

@@ -254,6 +254,8 @@ describePrivileged('the event pump', () => {
       await new Promise((r) => setTimeout(r, 400));
       expect(got).toHaveLength(10);
       expect(pump.stats.pauses).toBe(1);
+      // What tenet_datapath_events_total{type} reports (agent/metrics/datapath-events.ts).
+      expect(pump.stats.byKind).toEqual({ drop: 10 });
       expect(got[0]).toMatchObject({
         kind: 'drop',
         reason: 'port_unknown',

@@ -12,6 +12,7 @@ import { ReconcilerBackend, type CounterSource } from '../../agent/api/backend.j
 import { TenetClient } from '../../agent/api/client.js';
 import { ApiServer, type PeerCredentials } from '../../agent/api/server.js';
 import { PolicyStore, type StoreHooks } from '../../agent/api/store.js';
+import type { ApiMetrics } from '../../agent/api/service.js';
 import type { InterfaceFacts } from '../../agent/compiler/index.js';
 import { MemoryPolicyTables, type MemoryOptions } from '../../agent/reconciler/index.js';
 
@@ -55,6 +56,10 @@ export interface TestApiOptions {
   readonly socketPath?: string;
   /** Group of the runtime directory and the socket. */
   readonly socketGid?: number;
+  /** Messages a Watch stream may queue (ApiContext.watchBacklog). */
+  readonly watchBacklog?: number;
+  /** Request and event metrics of the API (ApiContext.metrics). */
+  readonly metrics?: ApiMetrics;
 }
 
 export async function startTestApi(opts: TestApiOptions = {}): Promise<TestApi> {
@@ -88,6 +93,8 @@ export async function startTestApi(opts: TestApiOptions = {}): Promise<TestApi> 
       startedUnixMs: Date.now(),
       stateFile: () => 'disabled',
       log,
+      ...(opts.watchBacklog === undefined ? {} : { watchBacklog: opts.watchBacklog }),
+      ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
     },
     ...(opts.peerCredentials ? { peerCredentials: opts.peerCredentials } : {}),
     ...(opts.onRefused ? { onRefused: opts.onRefused } : {}),

@@ -1,6 +1,6 @@
 // The addon's two unix-socket calls: SO_PEERCRED of a real connection, and their errors.
 
-import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,11 +24,17 @@ describe('peerCredentials', () => {
       });
       const client = createConnection(path);
       const s = await accepted;
-      expect(native.peerCredentials(fdOf(s))).toEqual({
+      const cred = native.peerCredentials(fdOf(s));
+      expect({ ...cred, groups: undefined }).toEqual({
         pid: process.pid,
         uid: process.getuid?.(),
         gid: process.getgid?.(),
+        groups: undefined,
       });
+      // SO_PEERGROUPS: this process's supplementary groups (what /proc/self/status lists).
+      const proc = /^Groups:\s*([\d ]*)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+      const want = (proc ?? '').trim() === '' ? [] : (proc ?? '').trim().split(/\s+/).map(Number);
+      expect([...(cred.groups ?? [])].sort()).toEqual(want.sort());
       // Both ends know each other: the client sees the server (this process too).
       await new Promise((r) => client.once('connect', r).once('ready', r));
       expect(native.peerCredentials(fdOf(client)).pid).toBe(process.pid);
