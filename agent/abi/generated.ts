@@ -114,6 +114,8 @@ export const DropReason = {
   nvgre_dst_not_local: 53, // TENET_DROP_NVGRE_DST_NOT_LOCAL
   nvgre_ecn_ce_not_ect: 54, // TENET_DROP_NVGRE_ECN_CE_NOT_ECT
   decap_failed: 55, // TENET_DROP_DECAP_FAILED
+  qos_policed: 59, // TENET_DROP_QOS_POLICED
+  qos_policed_local: 60, // TENET_DROP_QOS_POLICED_LOCAL
 } as const;
 export type DropReasonName = keyof typeof DropReason;
 export type DropReason = (typeof DropReason)[DropReasonName];
@@ -175,6 +177,8 @@ export const DropReasonByValue: Readonly<Record<number, DropReasonName>> = {
   53: 'nvgre_dst_not_local',
   54: 'nvgre_ecn_ce_not_ect',
   55: 'decap_failed',
+  59: 'qos_policed',
+  60: 'qos_policed_local',
 };
 
 /** enum tenet_event_kind. */
@@ -636,6 +640,210 @@ export const PortKeyCodec: StructCodec<PortKey> = defineStruct<PortKey>({
   },
 });
 
+/** struct tenet_qos_bucket: 8 bytes. */
+export interface QosBucket {
+  /** __u64 at 0 */
+  tat_ns: bigint;
+}
+
+export const QOS_BUCKET_SIZE = 8;
+
+export const QosBucketLayout = {
+  tat_ns: { offset: 0, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosBucketCodec: StructCodec<QosBucket> = defineStruct<QosBucket>({
+  name: 'tenet_qos_bucket',
+  size: 8,
+  write(v, o, x) {
+    putU64(v, o, x.tat_ns, 'tenet_qos_bucket.tat_ns');
+  },
+  read(v, o) {
+    return {
+      tat_ns: getU64(v, o),
+    };
+  },
+});
+
+/** struct tenet_qos_class: 8 bytes. */
+export interface QosClass {
+  /** __u32 at 0 */
+  classid: number;
+}
+
+export const QOS_CLASS_SIZE = 8;
+
+export const QosClassLayout = {
+  classid: { offset: 0, size: 4 },
+  pad: { offset: 4, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosClassCodec: StructCodec<QosClass> = defineStruct<QosClass>({
+  name: 'tenet_qos_class',
+  size: 8,
+  write(v, o, x) {
+    putU32(v, o, x.classid, 'tenet_qos_class.classid');
+    putZero(v, o + 4, 4);
+  },
+  read(v, o) {
+    return {
+      classid: getU32(v, o),
+    };
+  },
+});
+
+/** struct tenet_qos_class_key: 28 bytes. */
+export interface QosClassKey {
+  /** __u32 at 0 */
+  prefixlen: number;
+  /** __u32 at 4 */
+  ifindex: number;
+  /** __u8 at 8 */
+  family: number;
+  /** __u8[16] at 12 */
+  addr: Uint8Array;
+}
+
+export const QOS_CLASS_KEY_SIZE = 28;
+
+export const QosClassKeyLayout = {
+  prefixlen: { offset: 0, size: 4 },
+  ifindex: { offset: 4, size: 4 },
+  family: { offset: 8, size: 1 },
+  pad: { offset: 9, size: 3 },
+  addr: { offset: 12, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosClassKeyCodec: StructCodec<QosClassKey> = defineStruct<QosClassKey>({
+  name: 'tenet_qos_class_key',
+  size: 28,
+  write(v, o, x) {
+    putU32(v, o, x.prefixlen, 'tenet_qos_class_key.prefixlen');
+    putU32(v, o + 4, x.ifindex, 'tenet_qos_class_key.ifindex');
+    putU8(v, o + 8, x.family, 'tenet_qos_class_key.family');
+    putZero(v, o + 9, 3);
+    putBytes(v, o + 12, 16, x.addr, 'tenet_qos_class_key.addr');
+  },
+  read(v, o) {
+    return {
+      prefixlen: getU32(v, o),
+      ifindex: getU32(v, o + 4),
+      family: getU8(v, o + 8),
+      addr: getBytes(v, o + 12, 16),
+    };
+  },
+});
+
+/** struct tenet_qos_counters: 32 bytes. */
+export interface QosCounters {
+  /** __u64 at 0 */
+  passed_packets: bigint;
+  /** __u64 at 8 */
+  passed_bytes: bigint;
+  /** __u64 at 16 */
+  dropped_packets: bigint;
+  /** __u64 at 24 */
+  dropped_bytes: bigint;
+}
+
+export const QOS_COUNTERS_SIZE = 32;
+
+export const QosCountersLayout = {
+  passed_packets: { offset: 0, size: 8 },
+  passed_bytes: { offset: 8, size: 8 },
+  dropped_packets: { offset: 16, size: 8 },
+  dropped_bytes: { offset: 24, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosCountersCodec: StructCodec<QosCounters> = defineStruct<QosCounters>({
+  name: 'tenet_qos_counters',
+  size: 32,
+  write(v, o, x) {
+    putU64(v, o, x.passed_packets, 'tenet_qos_counters.passed_packets');
+    putU64(v, o + 8, x.passed_bytes, 'tenet_qos_counters.passed_bytes');
+    putU64(v, o + 16, x.dropped_packets, 'tenet_qos_counters.dropped_packets');
+    putU64(v, o + 24, x.dropped_bytes, 'tenet_qos_counters.dropped_bytes');
+  },
+  read(v, o) {
+    return {
+      passed_packets: getU64(v, o),
+      passed_bytes: getU64(v, o + 8),
+      dropped_packets: getU64(v, o + 16),
+      dropped_bytes: getU64(v, o + 24),
+    };
+  },
+});
+
+/** struct tenet_qos_port: 40 bytes. */
+export interface QosPort {
+  /** __u32 at 0 */
+  classid: number;
+  /** __u32 at 4 */
+  flags: number;
+  /** struct tenet_qos_rate at 8 */
+  inbound: QosRate;
+  /** struct tenet_qos_rate at 24 */
+  outbound: QosRate;
+}
+
+export const QOS_PORT_SIZE = 40;
+
+export const QosPortLayout = {
+  classid: { offset: 0, size: 4 },
+  flags: { offset: 4, size: 4 },
+  inbound: { offset: 8, size: 16 },
+  outbound: { offset: 24, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosPortCodec: StructCodec<QosPort> = defineStruct<QosPort>({
+  name: 'tenet_qos_port',
+  size: 40,
+  write(v, o, x) {
+    putU32(v, o, x.classid, 'tenet_qos_port.classid');
+    putU32(v, o + 4, x.flags, 'tenet_qos_port.flags');
+    QosRateCodec.write(v, o + 8, x.inbound);
+    QosRateCodec.write(v, o + 24, x.outbound);
+  },
+  read(v, o) {
+    return {
+      classid: getU32(v, o),
+      flags: getU32(v, o + 4),
+      inbound: QosRateCodec.read(v, o + 8),
+      outbound: QosRateCodec.read(v, o + 24),
+    };
+  },
+});
+
+/** struct tenet_qos_rate: 16 bytes. */
+export interface QosRate {
+  /** __u64 at 0 */
+  bytes_per_sec: bigint;
+  /** __u64 at 8 */
+  burst_bytes: bigint;
+}
+
+export const QOS_RATE_SIZE = 16;
+
+export const QosRateLayout = {
+  bytes_per_sec: { offset: 0, size: 8 },
+  burst_bytes: { offset: 8, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosRateCodec: StructCodec<QosRate> = defineStruct<QosRate>({
+  name: 'tenet_qos_rate',
+  size: 16,
+  write(v, o, x) {
+    putU64(v, o, x.bytes_per_sec, 'tenet_qos_rate.bytes_per_sec');
+    putU64(v, o + 8, x.burst_bytes, 'tenet_qos_rate.burst_bytes');
+  },
+  read(v, o) {
+    return {
+      bytes_per_sec: getU64(v, o),
+      burst_bytes: getU64(v, o + 8),
+    };
+  },
+});
+
 /** struct tenet_redirect_debug: 16 bytes. */
 export interface RedirectDebug {
   /** __u32 at 0 */
@@ -1046,6 +1254,66 @@ export const Maps = {
     inner: null,
     objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
   } satisfies MapDescriptor<number, PortEntry>,
+  tenet_qos_bkts: {
+    name: 'tenet_qos_bkts',
+    type: 'hash',
+    typeId: 1,
+    keySize: 8,
+    valueSize: 8,
+    maxEntries: 2048,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: PortKeyCodec,
+    value: QosBucketCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<PortKey, QosBucket>,
+  tenet_qos_cls: {
+    name: 'tenet_qos_cls',
+    type: 'lpm_trie',
+    typeId: 11,
+    keySize: 28,
+    valueSize: 8,
+    maxEntries: 16384,
+    flags: 1,
+    pinning: 'by_name',
+    perCpu: false,
+    key: QosClassKeyCodec,
+    value: QosClassCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<QosClassKey, QosClass>,
+  tenet_qos_ctrs: {
+    name: 'tenet_qos_ctrs',
+    type: 'percpu_hash',
+    typeId: 5,
+    keySize: 8,
+    valueSize: 32,
+    maxEntries: 2048,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: PortKeyCodec,
+    value: QosCountersCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<PortKey, QosCounters>,
+  tenet_qos_ports: {
+    name: 'tenet_qos_ports',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 40,
+    maxEntries: 1024,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: QosPortCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, QosPort>,
   tenet_records: {
     name: 'tenet_records',
     type: 'hash',
@@ -1161,7 +1429,7 @@ export const Objects = {
     programs: {
       tenet_port_ingress: { name: 'tenet_port_ingress', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -1179,7 +1447,7 @@ export const Objects = {
       tenet_tc_rx: { name: 'tenet_tc_rx', section: 'tc' },
       tenet_tc_tx: { name: 'tenet_tc_tx', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -1196,7 +1464,7 @@ export const Objects = {
     programs: {
       tenet_xdp_rx: { name: 'tenet_xdp_rx', section: 'xdp' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',

@@ -157,6 +157,13 @@ enum tenet_drop_reason {
 	TENET_DROP_NVGRE_ECN_CE_NOT_ECT = 54,
 	/* bpf_xdp_adjust_head() or adjust_tail() failed while decapsulating. */
 	TENET_DROP_DECAP_FAILED = 55,
+
+	/* QoS (lib/qos.h) */
+
+	/* Over the inbound cap of the destination port (its token bucket is empty). */
+	TENET_DROP_QOS_POLICED = 59,
+	/* Over the outbound cap of the source port, host-local VM-to-VM traffic (policed). */
+	TENET_DROP_QOS_POLICED_LOCAL = 60,
 	/* Append new reasons here, with the next number. Never renumber or reuse. */
 };
 

@@ -34,6 +34,7 @@
 #include "lib/l3.h"
 #include "lib/nvgre.h"
 #include "lib/parse.h"
+#include "lib/qos.h"
 #include "lib/redirect.h"
 #include "lib/route.h"
 
@@ -92,6 +93,7 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 	rec = tenet_record_get(gen, port->vsid, l3->family, l3->saddr);
 	if (!rec || !(rec->flags & TENET_RECORD_LOCAL) || rec->ifindex != ctx->ifindex)
 		return -TENET_DROP_IP_SRC_SPOOF;
+	tenet_qos_outbound(ctx, l3);
 
 	if ((void *)(eth + 1) > ctx->data_end)
 		return -TENET_DROP_ETH_TRUNCATED;
@@ -128,8 +130,12 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 		if (ret < 0)
 			return ret;
 	}
-	if (rec->flags & TENET_RECORD_LOCAL)
+	if (rec->flags & TENET_RECORD_LOCAL) {
+		ret = tenet_qos_local(ctx, rec->ifindex);
+		if (ret < 0)
+			return ret;
 		return tenet_redirect(rec->ifindex);
+	}
 	return tenet_nvgre_encap(ctx, pkt, l3, gen, port, rec, vsid);
 }
 

@@ -46,6 +46,7 @@
 #include "lib/gen.h"
 #include "lib/l3.h"
 #include "lib/parse.h"
+#include "lib/qos.h"
 #include "lib/redirect.h"
 #include "lib/tables.h"
 
@@ -209,7 +210,7 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 	struct tenet_l3 in;
 	__u32 gre_off, inner_off, ip_end, avail, vsid, frame_len, tail;
 	__u8 *ecn_byte;
-	int ecn, old_ecn;
+	int ecn, old_ecn, ret;
 
 	if (pkt->l3_proto != ETH_P_IP || pkt->vlan_depth || pkt->l4_proto != IPPROTO_GRE)
 		return 0;
@@ -324,6 +325,9 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 		return -TENET_DROP_DECAP_FAILED;
 	tenet_ctx_reload(ctx);
 
+	ret = tenet_qos_inbound(ctx, dst->ifindex);
+	if (ret < 0)
+		return ret;
 	tenet_count_vsid(vsid, 1, ctx->len);
 	{
 		struct tenet_ctx out = *ctx;
