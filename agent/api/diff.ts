@@ -37,6 +37,8 @@ const EMPTY: PolicyDocument = {
   lookupRecords: [],
   customerRoutes: [],
   portAcls: [],
+  uplinks: [],
+  portQos: [],
 };
 
 /** JSON with object keys sorted: a canonical form to compare objects by. */

@@ -79,6 +79,8 @@ import {
   type MigrationPlan,
 } from './migrate.js';
 import { checkPinnedMaps, preparePinRoot, type PinnedMapsReport } from './pins.js';
+import { compileQos, type QosPlan } from '../compiler/qos.js';
+import { QosManager } from './qos.js';
 import {
   UnderlayResolver,
   type UnderlayOptions,
@@ -210,6 +212,8 @@ export class HostAgent {
   private policyApplied = false;
   /** Counters of the old datapath already added to the new maps (a retried cutover). */
   private migrationBase: Map<string, Map<string, Buffer>> | undefined;
+  /** Uplink shaping and QoS maps (agent/host/qos.ts). */
+  readonly qos: QosManager;
 
   private constructor(
     opts: HostAgentOptions,
@@ -229,6 +233,7 @@ export class HostAgent {
     this.runner =
       opts.runner ?? commandRunner(opts.netns === undefined ? {} : { netns: opts.netns });
     this.specs = opts.attachments ?? ATTACHMENTS;
+    this.qos = new QosManager({ pinRoot: this.pinRoot, runner: this.runner, logger: this.log });
   }
 
   /**
@@ -416,6 +421,13 @@ export class HostAgent {
       this.log.warn({ host: this.hostName, ...errFields(e) }, 'policy rejected for this host');
       throw e;
     }
+    let qosPlan: QosPlan;
+    try {
+      qosPlan = compileQos(policy, this.hostName, interfaces);
+    } catch (e) {
+      this.log.warn({ host: this.hostName, ...errFields(e) }, 'QoS policy rejected for this host');
+      throw e;
+    }
     const desired = this.desiredAttachments(policy, interfaces);
     for (const pa of policy.providerAddresses) {
       if (pa.host !== this.hostName) continue;
@@ -461,6 +473,7 @@ export class HostAgent {
     const keep = new Set(desired.map((d) => pinName(d.ifname, d.spec.program)));
     const detached = this.links.removeExcept(keep);
     const underlayPruned = await this.underlay.prune();
+    await this.qos.apply(qosPlan, interfaces.keys());
     this.policyApplied = true;
     if (settleError !== undefined || result === undefined) throw settleError;
     const report: ApplyReport = {

@@ -16,6 +16,7 @@ import {
 } from './addr.js';
 import type { PolicyIssue } from './errors.js';
 import { validateAcls } from './validate-acl.js';
+import { validateQos } from './validate-qos.js';
 import {
   gatewayMac,
   type PolicyDocument,
@@ -424,5 +425,6 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
   });
 
   issues.push(...validateAcls(doc));
+  issues.push(...validateQos(doc));
   return issues;
 }

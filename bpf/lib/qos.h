@@ -20,6 +20,7 @@
 #define TENET_LIB_QOS_H
 
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 
 #include "abi/counters.h"
@@ -106,6 +107,12 @@ static __always_inline void tenet_qos_count(__u32 ifindex, __u8 direction, int d
 		c->passed_packets++;
 		c->passed_bytes += len;
 	}
+}
+
+/* Caps count the VM's IP bytes: the frame without its Ethernet header. */
+static __always_inline __u32 tenet_qos_ip_len(__u32 frame_len)
+{
+	return frame_len > ETH_HLEN ? frame_len - ETH_HLEN : 0;
 }
 
 /* Compare-and-swap attempts before a contended packet is treated as over the limit. */
@@ -217,7 +224,7 @@ static __always_inline void tenet_qos_outbound(const struct tenet_ctx *ctx,
  */
 static __always_inline int tenet_qos_local(const struct tenet_ctx *ctx, __u32 dst_ifindex)
 {
-	__u32 src_ifindex = ctx->ifindex, len = ctx->len;
+	__u32 src_ifindex = ctx->ifindex, len = tenet_qos_ip_len(ctx->len);
 	const struct tenet_qos_port *q;
 	int ret;
 
@@ -238,7 +245,7 @@ static __always_inline int tenet_qos_local(const struct tenet_ctx *ctx, __u32 ds
 /* To the VM on port dst_ifindex from the wire (XDP, after decapsulation): its inbound cap. */
 static __always_inline int tenet_qos_inbound(const struct tenet_ctx *ctx, __u32 dst_ifindex)
 {
-	__u32 len = ctx->len;
+	__u32 len = tenet_qos_ip_len(ctx->len);
 	const struct tenet_qos_port *q;
 
 	q = bpf_map_lookup_elem(&TENET_MAP_QOS_PORTS, &dst_ifindex);
