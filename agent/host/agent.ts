@@ -80,7 +80,7 @@ import {
 } from './migrate.js';
 import { checkPinnedMaps, preparePinRoot, type PinnedMapsReport } from './pins.js';
 import { compileQos, type QosPlan } from '../compiler/qos.js';
-import { QosManager } from './qos.js';
+import { QosManager, type QosApplyReport } from './qos.js';
 import {
   UnderlayResolver,
   type UnderlayOptions,
@@ -136,6 +136,8 @@ export interface ApplyReport {
   readonly underlay: UnderlayStatus;
   /** Underlay entries deleted because no record names their PA any more. */
   readonly underlayPruned: number;
+  /** tc commands and QoS map writes this apply made (agent/host/qos.ts). */
+  readonly qos: QosApplyReport;
   readonly durationMs: number;
 }
 
@@ -473,7 +475,7 @@ export class HostAgent {
     const keep = new Set(desired.map((d) => pinName(d.ifname, d.spec.program)));
     const detached = this.links.removeExcept(keep);
     const underlayPruned = await this.underlay.prune();
-    await this.qos.apply(qosPlan, interfaces.keys());
+    const qos = await this.qos.apply(qosPlan, interfaces.keys());
     this.policyApplied = true;
     if (settleError !== undefined || result === undefined) throw settleError;
     const report: ApplyReport = {
@@ -483,6 +485,7 @@ export class HostAgent {
       detached,
       underlay,
       underlayPruned,
+      qos,
       durationMs: Date.now() - started,
     };
     this.log.info(

@@ -102,6 +102,8 @@ export interface Stream {
   /** UDP datagram size (-l). */
   readonly length?: number;
   readonly parallel?: number;
+  /** The sink sends to `from` (-R): inbound to the VM. */
+  readonly reverse?: boolean;
 }
 
 /**
@@ -128,6 +130,7 @@ export async function runStreams(
         if (s.bitrate) argv.push('-b', s.bitrate);
         if (s.length) argv.push('-l', String(s.length));
         if (s.parallel) argv.push('-P', String(s.parallel));
+        if (s.reverse) argv.push('-R');
         const r = await s.from.exec(argv, { timeoutMs: (seconds + warmup) * 1000 + 15_000 });
         return parseIperf3Json(r.stdout);
       }),

@@ -84,7 +84,15 @@ describePrivileged('QoS end to end (iperf3 on a two-host lab)', () => {
       const [tcp] = await runStreams(vm('sink'), [{ from: vm('q1'), port: 5201 }], MEASURE_S);
       const [udp] = await runStreams(
         vm('sink'),
-        [{ from: vm('q1'), port: 5202, udp: true, bitrate: `${Math.round(cap * 1.3)}M`, length: 1400 }],
+        [
+          {
+            from: vm('q1'),
+            port: 5202,
+            udp: true,
+            bitrate: `${Math.round(cap * 1.3)}M`,
+            length: 1400,
+          },
+        ],
         MEASURE_S,
       );
       report[`cap${cap}`] = {
@@ -108,4 +116,184 @@ describePrivileged('QoS end to end (iperf3 on a two-host lab)', () => {
       }
     }, 40_000);
   }
+
+  const shares = (rates: number[]): number[] => {
+    const total = rates.reduce((a, b) => a + b, 0);
+    return rates.map((r) => r / total);
+  };
+
+  it('three VMs with weights 1:2:5 saturating a 1 Gbit/s uplink share it 1:2:5 (within 10%)', async () => {
+    await apply([
+      { port: 'q1', minimum: { weight: 1 } },
+      { port: 'q2', minimum: { weight: 2 } },
+      { port: 'q3', minimum: { weight: 5 } },
+    ]);
+    const r = await runStreams(
+      vm('sink'),
+      (['q1', 'q2', 'q3'] as const).map((n, i) => ({ from: vm(n), port: 5201 + i })),
+      MEASURE_S,
+    );
+    const rates = r.map((x) => x.receivedBps);
+    const got = shares(rates);
+    const want = [1 / 8, 2 / 8, 5 / 8];
+    report.weights125 = {
+      mbps: rates.map(mbit),
+      totalMbps: mbit(rates.reduce((a, b) => a + b, 0)),
+      shares: got.map((x) => Math.round(x * 1000) / 1000),
+      want,
+    };
+    got.forEach((g, i) =>
+      expect(Math.abs(g - (want[i] as number)) / (want[i] as number)).toBeLessThanOrEqual(0.1),
+    );
+    // Saturated: the uplink's 1 Gbit/s of encapsulated frames, seen as TCP goodput.
+    expect(rates.reduce((a, b) => a + b, 0)).toBeGreaterThan(0.85e9);
+  }, 40_000);
+
+  it("a VM without a reservation gets the default bucket's share; an idle share is lent", async () => {
+    await apply(
+      [
+        { port: 'q1', minimum: { weight: 1 } },
+        { port: 'q2', minimum: { weight: 2 } },
+        { port: 'q3', minimum: { weight: 5 } },
+      ],
+      1000,
+      2,
+    );
+    const all = await runStreams(
+      vm('sink'),
+      (['q1', 'q2', 'q3', 'q4'] as const).map((n, i) => ({ from: vm(n), port: 5201 + i })),
+      MEASURE_S,
+    );
+    const rates = all.map((x) => x.receivedBps);
+    const got = shares(rates);
+    const want = [1 / 10, 2 / 10, 5 / 10, 2 / 10];
+    // q3 (weight 5) stops: q1, q2 and q4 use its share (work-conserving), still 1:2:2.
+    const lent = await runStreams(
+      vm('sink'),
+      (['q1', 'q2', 'q4'] as const).map((n, i) => ({ from: vm(n), port: 5211 + i })),
+      MEASURE_S,
+    );
+    const lentRates = lent.map((x) => x.receivedBps);
+    const total = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    report.defaultBucket = {
+      mbps: rates.map(mbit),
+      shares: got.map((x) => Math.round(x * 1000) / 1000),
+      want,
+      afterQ3StopsMbps: lentRates.map(mbit),
+      totalBeforeMbps: mbit(total(rates)),
+      totalAfterMbps: mbit(total(lentRates)),
+    };
+    got.forEach((g, i) =>
+      expect(Math.abs(g - (want[i] as number)) / (want[i] as number)).toBeLessThanOrEqual(0.1),
+    );
+    expect(total(lentRates)).toBeGreaterThan(total(rates) * 0.9);
+    lentRates.forEach((r, i) =>
+      expect(r).toBeGreaterThan((rates[[0, 1, 3][i] as number] as number) * 1.5),
+    );
+  }, 60_000);
+
+  it('an inbound cap polices what reaches the VM (TCP and UDP)', async () => {
+    await apply([{ port: 'q1', maximum: { inbound: { mbps: 100 } } }]);
+    const [tcp] = await runStreams(
+      vm('sink'),
+      [{ from: vm('q1'), port: 5201, reverse: true }],
+      MEASURE_S,
+    );
+    const [udp] = await runStreams(
+      vm('sink'),
+      [{ from: vm('q1'), port: 5202, reverse: true, udp: true, bitrate: '150M', length: 1400 }],
+      MEASURE_S,
+    );
+    const ctr = readQosCounters(join(ref.value.bpffs, 'hv1')).find(
+      (c) => c.direction === 'inbound' && c.droppedPackets > 0n,
+    );
+    report.inbound100 = {
+      tcpMbps: mbit(tcp!.receivedBps),
+      udpMbps: mbit(udp!.receivedBps),
+      policedPackets: Number(ctr?.droppedPackets ?? 0n),
+    };
+    expect(tcp!.receivedBps).toBeLessThanOrEqual(105e6);
+    expect(udp!.receivedBps).toBeLessThanOrEqual(105e6);
+    expect(udp!.receivedBps).toBeGreaterThanOrEqual(95e6);
+    // Policing costs TCP some throughput (no queue), but a large burst keeps most of it.
+    expect(tcp!.receivedBps).toBeGreaterThanOrEqual(50e6);
+    expect(ctr?.droppedPackets ?? 0n).toBeGreaterThan(0n);
+  }, 40_000);
+
+  it('ping through the capped path of a VM stays bounded while the VM sends at its cap', async () => {
+    const under = async (): Promise<number[]> => {
+      const load = runStreams(vm('sink'), [{ from: vm('q1'), port: 5201 }], 3, 0);
+      await new Promise((r) => setTimeout(r, 500));
+      const { rtts } = await pingRtts(vm('q1'), SINK_IP, 100, 20);
+      await load;
+      return rtts;
+    };
+    await apply([]);
+    const free = await under();
+    await apply([{ port: 'q1', maximum: { outbound: { mbps: 10 } } }]);
+    const capped = await under();
+    report.latency = {
+      unlimited: { p50: percentile(free, 50), p99: percentile(free, 99), replies: free.length },
+      cap10: { p50: percentile(capped, 50), p99: percentile(capped, 99), replies: capped.length },
+    };
+    expect(capped.length).toBeGreaterThanOrEqual(90);
+    // The leaf queue holds at most max(20 ms at the cap, two 64 KiB packets): ~110 ms at 10 Mbit/s.
+    expect(percentile(capped, 99)).toBeLessThan(200);
+  }, 40_000);
+
+  it('a restarted agent changes nothing and grants no extra credit', async () => {
+    await apply([{ port: 'q1', maximum: { outbound: { mbps: 100 }, inbound: { mbps: 50 } } }]);
+    await runStreams(vm('sink'), [{ from: vm('q1'), port: 5201, reverse: true }], 1, 0);
+    const hv1Ns = topo().host('hv1').ns;
+    const classes = async (): Promise<string> =>
+      (await hv1Ns.execOk(['tc', '-s', 'class', 'show', 'dev', 'eth0'])).stdout;
+    const before = await classes();
+    const bkts = (
+      await hv1Ns.execOk([
+        'bpftool',
+        '-j',
+        'map',
+        'dump',
+        'pinned',
+        join(ref.value.bpffs, 'hv1', 'tenet_qos_bkts'),
+      ])
+    ).stdout;
+    await hv1().stop();
+    const again = await HostAgent.start({
+      hostName: 'hv1',
+      pinRoot: join(ref.value.bpffs, 'hv1'),
+      netns: hv1Ns.path,
+    });
+    agents.set('hv1', again);
+    const r = await again.applyPolicy(
+      qosPolicy({
+        uplinks: [
+          { host: 'hv1', interface: 'eth0', capacityMbps: 1000, defaultBucket: { weight: 1 } },
+        ],
+        portQos: [{ port: 'q1', maximum: { outbound: { mbps: 100 }, inbound: { mbps: 50 } } }],
+      }),
+    );
+    expect(r.qos.tc).toEqual([]);
+    expect(r.qos.mapWrites).toBe(0);
+    expect(r.qos.mapDeletes).toBe(0);
+    // The classes were not recreated (their byte counters go on) and the buckets are untouched.
+    const sent = (text: string): number[] =>
+      [...text.matchAll(/Sent (\d+) bytes/g)].map((m) => Number(m[1]));
+    const after = await classes();
+    expect(sent(after).length).toBe(sent(before).length);
+    sent(after).forEach((n, i) => expect(n).toBeGreaterThanOrEqual(sent(before)[i] as number));
+    expect(sent(before).some((n) => n > 0)).toBe(true);
+    const bktsAfter = (
+      await hv1Ns.execOk([
+        'bpftool',
+        '-j',
+        'map',
+        'dump',
+        'pinned',
+        join(ref.value.bpffs, 'hv1', 'tenet_qos_bkts'),
+      ])
+    ).stdout;
+    expect(bktsAfter).toBe(bkts);
+    expect(JSON.parse(bkts).length).toBeGreaterThan(0);
+  }, 40_000);
 });
