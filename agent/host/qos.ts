@@ -71,6 +71,7 @@ export interface TcClass {
   readonly rateBps: number;
   readonly ceilBps: number;
   readonly burstBytes: number;
+  readonly cburstBytes: number;
   readonly quantum?: number;
 }
 
@@ -94,9 +95,9 @@ export function parseTcRate(text: string): number {
 }
 
 function parseSize(text: string): number {
-  const m = /^(\d+)(b|Kb|Mb)?/.exec(text);
+  const m = /^([\d.]+)(b|Kb|Mb)?/.exec(text);
   if (!m) throw new Error(`unexpected tc size ${JSON.stringify(text)}`);
-  return Number(m[1]) * (m[2] === 'Kb' ? 1024 : m[2] === 'Mb' ? 1024 * 1024 : 1);
+  return Math.round(Number(m[1]) * (m[2] === 'Kb' ? 1024 : m[2] === 'Mb' ? 1024 * 1024 : 1));
 }
 
 function minorOf(handle: string): number {
@@ -122,6 +123,7 @@ export function parseHtbClasses(text: string): TcClass[] {
       rateBps: parseTcRate(field('rate') as string),
       ceilBps: parseTcRate(field('ceil') as string),
       burstBytes: parseSize(field('burst') as string),
+      cburstBytes: parseSize(field('cburst') as string),
       ...(quantum === undefined ? {} : { quantum: Number(quantum) }),
     });
   }
@@ -157,12 +159,16 @@ const RATE_TOLERANCE = 0.002;
 const close = (a: number, b: number): boolean =>
   Math.abs(a - b) <= Math.max(1000, b * RATE_TOLERANCE);
 
+/** HTB keeps bursts as transmission times and tc converts them back: allow its rounding. */
+const closeBytes = (a: number, b: number): boolean => Math.abs(a - b) <= Math.max(64, b * 0.005);
+
 function sameClass(have: TcClass, want: HtbClassPlan): boolean {
   return (
     have.parent === want.parent &&
     close(have.rateBps, want.rateBps) &&
     close(have.ceilBps, want.ceilBps) &&
-    have.burstBytes === want.burstBytes &&
+    closeBytes(have.burstBytes, want.burstBytes) &&
+    closeBytes(have.cburstBytes, want.cburstBytes) &&
     (!want.leaf || have.quantum === undefined || have.quantum === want.quantum)
   );
 }
@@ -326,7 +332,7 @@ export class QosManager {
         'burst',
         String(c.burstBytes),
         'cburst',
-        String(c.burstBytes),
+        String(c.cburstBytes),
         'quantum',
         String(c.quantum),
       ];
