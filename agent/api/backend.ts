@@ -12,6 +12,7 @@
 // becomes RESOURCE_EXHAUSTED; a SettleError (the new policy is live, tidying up failed) counts as
 // applied with a warning. A backend must leave the datapath as it was when apply() rejects.
 
+import type { QosStatus } from '../host/qos.js';
 import { CompileError, compile, type HostFacts } from '../compiler/index.js';
 import type { TableName } from '../compiler/tables.js';
 import { TABLES, TABLE_NAMES } from '../compiler/tables.js';
@@ -133,6 +134,8 @@ export interface PolicyBackend {
    * (FAILED_PRECONDITION) when this datapath produces none; absent: the backend has no events.
    */
   watchDatapath?(listener: (e: DatapathEventSample) => void): () => void;
+  /** QoS state of the datapath (agent/host/qos.ts); absent: the backend has no QoS. */
+  qosStatus?(): Promise<QosStatus>;
 }
 
 const CODE_FULL = new Set(['E2BIG', 'ENOSPC', 'ENOMEM']);

@@ -27,9 +27,8 @@
 // their queues); ifindex must therefore be below 4096.
 
 import { prefixOf, type Policy, type PolicyIssue } from '../policy/index.js';
-import { formatIssue } from '../policy/errors.js';
 import { portUplinkInterface, type MinimumMode } from '../policy/validate-qos.js';
-import type { HostFacts, InterfaceFacts } from './compile.js';
+import { CompileError, type HostFacts, type InterfaceFacts } from './compile.js';
 
 export const HTB_MAJOR = 0x7e;
 export const MINOR_ROOT = 1;
@@ -133,15 +132,8 @@ export const QOS_PORT_CLASSES = 1;
 const CLASS_KEY_FIXED_BITS = 64;
 const NO_RATE: QosRateRow = { bytes_per_sec: 0n, burst_bytes: 0n };
 
-export class QosCompileError extends Error {
-  override readonly name = 'QosCompileError';
-  constructor(
-    host: string,
-    readonly issues: readonly PolicyIssue[],
-  ) {
-    super(`QoS policy cannot be applied on host ${host}: ${issues.map(formatIssue).join('; ')}`);
-  }
-}
+/** A QoS policy this host cannot carry: a CompileError, so the API answers it like one. */
+export class QosCompileError extends CompileError {}
 
 function factsOf(facts: HostFacts, name: string): InterfaceFacts | undefined {
   return facts instanceof Map

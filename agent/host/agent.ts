@@ -80,7 +80,7 @@ import {
 } from './migrate.js';
 import { checkPinnedMaps, preparePinRoot, type PinnedMapsReport } from './pins.js';
 import { compileQos, type QosPlan } from '../compiler/qos.js';
-import { QosManager, type QosApplyReport } from './qos.js';
+import { QosManager, type QosApplyReport, type QosStatus } from './qos.js';
 import {
   UnderlayResolver,
   type UnderlayOptions,
@@ -508,6 +508,11 @@ export class HostAgent {
         : 'policy applied',
     );
     return report;
+  }
+
+  /** QoS state: kernel capabilities, HTB classes with statistics, per-port QoS counters. */
+  qosStatus(): Promise<QosStatus> {
+    return this.qos.status();
   }
 
   /** The older datapath the next applyPolicy migrates from (its pin root), if any. */

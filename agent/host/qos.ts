@@ -520,10 +520,80 @@ export class QosManager {
     return out;
   }
 
+  /** Everything QoS for the API and metrics: capabilities, HTB classes with stats, counters. */
+  async status(): Promise<QosStatus> {
+    const caps = await this.capabilities();
+    const plan = this.lastPlan;
+    const nameOf = new Map(
+      [...(plan?.portIfindex ?? new Map<string, number>())].map(([n, i]) => [i, n]),
+    );
+    const stats = await this.htbStats();
+    const counters = readQosCounters(this.opts.pinRoot);
+    return {
+      capabilities: caps,
+      outboundMethod: 'htb',
+      inboundMethod: 'policer',
+      leafQdisc: caps.fqCodel ? 'fq_codel' : 'bfifo',
+      uplinks: (plan?.uplinks ?? []).map((u) => ({
+        interface: u.interface,
+        capacityBps: u.capacityBps,
+        mode: u.mode,
+        classes: stats
+          .filter((s) => s.uplink === u.interface)
+          .map((s) => ({
+            classid: classidText(s.class.minor),
+            label: s.class.label,
+            ...(s.class.port === undefined ? {} : { port: s.class.port }),
+            rateBps: s.class.rateBps,
+            ceilBps: s.class.ceilBps,
+            sentBytes: s.stats.sentBytes,
+            sentPackets: s.stats.sentPackets,
+            droppedPackets: s.stats.dropped,
+            overlimits: s.stats.overlimits,
+            backlogBytes: s.stats.backlogBytes,
+            backlogPackets: s.stats.backlogPackets,
+          })),
+      })),
+      ports: counters
+        .filter((c) => nameOf.has(c.ifindex))
+        .map((c) => ({ ...c, port: nameOf.get(c.ifindex) as string })),
+    };
+  }
+
   /** The last applied plan (undefined before the first apply). */
   get plan(): QosPlan | undefined {
     return this.lastPlan;
   }
+}
+
+export interface QosClassStatus {
+  readonly classid: string;
+  readonly label: string;
+  readonly port?: string;
+  readonly rateBps: number;
+  readonly ceilBps: number;
+  readonly sentBytes: number;
+  readonly sentPackets: number;
+  readonly droppedPackets: number;
+  /** Times the class was over its rate/ceiling: packets the shaper delayed. */
+  readonly overlimits: number;
+  readonly backlogBytes: number;
+  readonly backlogPackets: number;
+}
+
+export interface QosStatus {
+  readonly capabilities: QosCapabilities;
+  /** How each direction is enforced here (docs/qos.md). */
+  readonly outboundMethod: 'htb';
+  readonly inboundMethod: 'policer';
+  readonly leafQdisc: 'fq_codel' | 'bfifo';
+  readonly uplinks: readonly {
+    readonly interface: string;
+    readonly capacityBps: number;
+    readonly mode: string;
+    readonly classes: readonly QosClassStatus[];
+  }[];
+  readonly ports: readonly (QosPortCounters & { readonly port: string })[];
 }
 
 export interface QosPortCounters {
