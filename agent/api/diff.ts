@@ -12,6 +12,8 @@ export const KINDS = [
   'ports',
   'lookupRecords',
   'customerRoutes',
+  'uplinks',
+  'portQos',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -76,6 +78,12 @@ export function objectsByKey(doc: PolicyDocument, kind: Kind): Map<string, strin
       break;
     case 'customerRoutes':
       for (const o of doc.customerRoutes) out.set(`${o.routingDomain}/${o.prefix}`, stableJson(o));
+      break;
+    case 'uplinks':
+      for (const o of doc.uplinks) out.set(`${o.host}/${o.interface}`, stableJson(o));
+      break;
+    case 'portQos':
+      for (const o of doc.portQos) out.set(o.port, stableJson(o));
       break;
   }
   return out;

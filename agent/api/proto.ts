@@ -20,8 +20,12 @@ import descriptor from 'protobufjs/ext/descriptor.js';
 import protojson from 'protobufjs/ext/protojson.js';
 
 export const PACKAGE = 'tenet.v1';
-export const PROTO_FILES = ['tenet/v1/policy.proto', 'tenet/v1/api.proto'] as const;
-export const SERVICE_NAMES = ['PolicyService', 'AgentService'] as const;
+export const PROTO_FILES = [
+  'tenet/v1/policy.proto',
+  'tenet/v1/api.proto',
+  'tenet/v1/qos.proto',
+] as const;
+export const SERVICE_NAMES = ['PolicyService', 'AgentService', 'QosService'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** agent/proto of this checkout, found from this file in agent/ (tsx, vitest) or dist/agent/. */

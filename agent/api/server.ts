@@ -19,6 +19,7 @@
 // daemon in one step, so clients never see a missing or half-set-up socket. A connected unix
 // socket is bound to the inode, so the rename does not disturb it.
 
+import { qosServiceHandlers } from './qos.js';
 import {
   Metadata,
   Server,
@@ -116,6 +117,7 @@ const denyAll: ServerInterceptor = (_method, call) =>
 function addServices(server: Server, ctx: ApiContext, health: HealthImplementation): void {
   server.addService(serviceDefinition('PolicyService'), policyServiceHandlers(ctx));
   server.addService(serviceDefinition('AgentService'), agentServiceHandlers(ctx));
+  server.addService(serviceDefinition('QosService'), qosServiceHandlers(ctx));
   health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition() as unknown as PackageDefinition).addToServer(
     server,

@@ -75,7 +75,7 @@ function asApiError(ctx: ApiContext, method: string, e: unknown): ApiError {
 
 type UnaryFn = (req: Plain) => Promise<Plain> | Plain;
 
-function unary(ctx: ApiContext, method: string, fn: UnaryFn) {
+export function unary(ctx: ApiContext, method: string, fn: UnaryFn) {
   return (
     call: ServerUnaryCall<Plain | MalformedRequest, Plain>,
     callback: sendUnaryData<Plain>,

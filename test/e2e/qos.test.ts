@@ -124,6 +124,14 @@ describePrivileged('QoS end to end (iperf3 on a two-host lab)', () => {
       if (cap * 1e6 <= baselineUdp * 0.9) {
         expect(udpIp).toBeGreaterThanOrEqual(cap * 1e6 * 0.95);
       }
+      // The counters say what happened: the QoS stage passed q1's packets, its HTB class sent
+      // them and held some back (delayed: over the ceiling).
+      const st = await hv1().qosStatus();
+      const q1Class = st.uplinks[0]?.classes.find((k) => k.port === 'q1');
+      expect(q1Class?.sentBytes ?? 0).toBeGreaterThan(0);
+      if (cap * 1e6 <= baselineTcp * 0.9) expect(q1Class?.overlimits ?? 0).toBeGreaterThan(0);
+      const out = st.ports.find((p) => p.port === 'q1' && p.direction === 'outbound');
+      expect(out?.passedPackets ?? 0n).toBeGreaterThan(0n);
     }, 40_000);
   }
 
