@@ -992,6 +992,8 @@ describe('policy validation', () => {
       lookupRecords: [],
       customerRoutes: [],
       portAcls: [],
+      uplinks: [],
+      portQos: [],
     });
   });
 
