@@ -3,3 +3,4 @@ export * from './checksum.js';
 export * from './flow-hash.js';
 export * from './simulate.js';
 export * from './tables.js';
+export * from './qos.js';

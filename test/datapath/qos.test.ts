@@ -17,7 +17,8 @@ import {
   type BpfObject,
 } from '../../agent/bpf/index.js';
 import { loadObject } from '../../agent/datapath/objects.js';
-import { packet, type PacketBuilder } from '../../agent/packet/index.js';
+import { gcra, qosPriority, type QosModelTables } from '../../agent/model/index.js';
+import { ipToBytes, packet, type PacketBuilder } from '../../agent/packet/index.js';
 import { describePrivileged } from '../helpers/privilege.js';
 import {
   BLUE1,
@@ -162,17 +163,28 @@ describePrivileged('QoS stage (test-run)', () => {
       { prefixlen: 64 + 32, ifindex: PORT_IFINDEX, family: 4, addr: key },
       { classid: DEST_CLASS },
     );
+    // The oracle: the reference model over the same map contents.
+    const model = (flags: number): QosModelTables => ({
+      ports: new Map([[PORT_IFINDEX, { classid: PORT_CLASS, flags }]]),
+      classes: new Map([
+        [PORT_IFINDEX, [{ family: 4, addr: ipToBytes(VM4.ip4), length: 32, classid: DEST_CLASS }]],
+      ]),
+    });
     const toVm4 = udp4({ dst: VM4.ip4, dmac: VM4.mac }).build();
     const r4 = runWithPriority(toVm4, 0);
     expect(r4.retval).toBe(7); // redirect (encapsulated to the NIC)
+    expect(r4.priority).toBe(qosPriority(model(1), PORT_IFINDEX, 4, ipToBytes(VM4.ip4), 0));
     expect(r4.priority).toBe(DEST_CLASS);
     // IPv6 to the same VM: no v6 class, the port's leaf.
     const r6 = runWithPriority(udp6({ dst: VM4.ip6, dmac: VM4.mac }).build(), 0);
     expect(r6.retval).toBe(7);
+    expect(r6.priority).toBe(qosPriority(model(1), PORT_IFINDEX, 6, ipToBytes(VM4.ip6), 0));
     expect(r6.priority).toBe(PORT_CLASS);
     // Without the classes flag the class table is not consulted.
     ports.set(PORT_IFINDEX, { classid: PORT_CLASS, flags: 0, inbound: NONE, outbound: NONE });
-    expect(runWithPriority(toVm4, 0).priority).toBe(PORT_CLASS);
+    expect(runWithPriority(toVm4, 0).priority).toBe(
+      qosPriority(model(0), PORT_IFINDEX, 4, ipToBytes(VM4.ip4), 0),
+    );
     // Counted as passed by the QoS stage, outbound (rx on the port).
     const c = counters(PORT_IFINDEX, 0);
     expect(c.passed_packets).toBe(3n);
@@ -196,7 +208,15 @@ describePrivileged('QoS stage (test-run)', () => {
     ports.set(VM2_IFINDEX, { classid: 0, flags: 0, inbound: rate(1, burst), outbound: NONE });
     const frame = nvgreToVm2(1400);
     const ipLen = 1400 + 8 + 20;
-    const fits = Math.floor(burst / ipLen);
+    // The model's GCRA over the same sequence (1 byte/s: time does not matter).
+    let tat = 0n;
+    let fits = 0;
+    for (let i = 0; i < 60; i++) {
+      const g = gcra(tat, 10n ** 12n, ipLen, 1n, BigInt(burst));
+      tat = g.tatNs;
+      if (g.admit) fits++;
+    }
+    expect(fits).toBe(Math.floor(burst / ipLen));
     let passed = 0;
     let dropped = 0;
     const drops = new Set<string>();
