@@ -669,13 +669,15 @@ export const QosBucketCodec: StructCodec<QosBucket> = defineStruct<QosBucket>({
 export interface QosClass {
   /** __u32 at 0 */
   classid: number;
+  /** __u32 at 4 */
+  tenant_bucket: number;
 }
 
 export const QOS_CLASS_SIZE = 8;
 
 export const QosClassLayout = {
   classid: { offset: 0, size: 4 },
-  pad: { offset: 4, size: 4 },
+  tenant_bucket: { offset: 4, size: 4 },
 } as const satisfies Record<string, FieldLayout>;
 
 export const QosClassCodec: StructCodec<QosClass> = defineStruct<QosClass>({
@@ -683,11 +685,12 @@ export const QosClassCodec: StructCodec<QosClass> = defineStruct<QosClass>({
   size: 8,
   write(v, o, x) {
     putU32(v, o, x.classid, 'tenet_qos_class.classid');
-    putZero(v, o + 4, 4);
+    putU32(v, o + 4, x.tenant_bucket, 'tenet_qos_class.tenant_bucket');
   },
   read(v, o) {
     return {
       classid: getU32(v, o),
+      tenant_bucket: getU32(v, o + 4),
     };
   },
 });
@@ -1260,7 +1263,7 @@ export const Maps = {
     typeId: 1,
     keySize: 8,
     valueSize: 8,
-    maxEntries: 2048,
+    maxEntries: 6144,
     flags: 0,
     pinning: 'by_name',
     perCpu: false,
@@ -1314,6 +1317,21 @@ export const Maps = {
     inner: null,
     objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
   } satisfies MapDescriptor<number, QosPort>,
+  tenet_qos_tcaps: {
+    name: 'tenet_qos_tcaps',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 4096,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: QosRateCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, QosRate>,
   tenet_records: {
     name: 'tenet_records',
     type: 'hash',
@@ -1429,7 +1447,7 @@ export const Objects = {
     programs: {
       tenet_port_ingress: { name: 'tenet_port_ingress', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -1447,7 +1465,7 @@ export const Objects = {
       tenet_tc_rx: { name: 'tenet_tc_rx', section: 'tc' },
       tenet_tc_tx: { name: 'tenet_tc_tx', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -1464,7 +1482,7 @@ export const Objects = {
     programs: {
       tenet_xdp_rx: { name: 'tenet_xdp_rx', section: 'xdp' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',

@@ -14,6 +14,7 @@ export const KINDS = [
   'customerRoutes',
   'uplinks',
   'portQos',
+  'tenantQos',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -41,6 +42,7 @@ const EMPTY: PolicyDocument = {
   portAcls: [],
   uplinks: [],
   portQos: [],
+  tenantQos: [],
 };
 
 /** JSON with object keys sorted: a canonical form to compare objects by. */
@@ -84,6 +86,9 @@ export function objectsByKey(doc: PolicyDocument, kind: Kind): Map<string, strin
       break;
     case 'portQos':
       for (const o of doc.portQos) out.set(o.port, stableJson(o));
+      break;
+    case 'tenantQos':
+      for (const o of doc.tenantQos) out.set(o.routingDomain, stableJson(o));
       break;
   }
   return out;

@@ -26,7 +26,7 @@
 // agent restarts (the agent changes classes in place, never recreates them: that would lose
 // their queues); ifindex must therefore be below 4096.
 
-import { prefixOf, type Policy, type PolicyIssue } from '../policy/index.js';
+import { prefixOf, type IpPrefix, type Policy, type PolicyIssue } from '../policy/index.js';
 import { portUplinkInterface, type MinimumMode } from '../policy/validate-qos.js';
 import { CompileError, type HostFacts, type InterfaceFacts } from './compile.js';
 
@@ -115,7 +115,7 @@ export interface QosPortRow {
 
 export interface QosClassRow {
   readonly key: { prefixlen: number; ifindex: number; family: number; addr: Uint8Array };
-  readonly value: { classid: number };
+  readonly value: { classid: number; tenant_bucket: number };
 }
 
 export interface QosPlan {
@@ -126,6 +126,8 @@ export interface QosPlan {
   readonly classes: readonly QosClassRow[];
   /** Port name -> ifindex, for counters. */
   readonly portIfindex: ReadonlyMap<string, number>;
+  /** tenet_qos_tcaps: tenant class cap bucket id -> rate. */
+  readonly tenantCaps: ReadonlyMap<number, QosRateRow>;
 }
 
 export const QOS_PORT_CLASSES = 1;
@@ -178,6 +180,8 @@ export function compileQos(policy: Policy, hostName: string, facts: HostFacts): 
   const classes: QosClassRow[] = [];
   const portIfindex = new Map<string, number>();
   const shapedIfaces = new Set<string>();
+  /** Per port ifindex: destination prefixes of its own classes (HTB leaves). */
+  const portPrefixes = new Map<number, ClassPrefix[]>();
 
   policy.uplinks.forEach((u, ui) => {
     if (u.host !== hostName) return;
@@ -326,25 +330,35 @@ export function compileQos(policy: Policy, hostName: string, facts: HostFacts): 
             label: `port:${p.name}:class:${c.name}`,
             port: p.name,
           });
+          const list = portPrefixes.get(dev.ifindex) ?? [];
           for (const text of c.remotePrefixes) {
-            const pfx = prefixOf(text);
-            const addr = new Uint8Array(16);
-            addr.set(pfx.bytes, 0);
-            classes.push({
-              key: {
-                prefixlen: CLASS_KEY_FIXED_BITS + pfx.length,
-                ifindex: dev.ifindex,
-                family: pfx.family === 4 ? 4 : 6,
-                addr,
-              },
-              value: { classid: classid(cminor) },
-            });
+            list.push({ pfx: prefixOf(text), classid: classid(cminor), bucket: 0 });
           }
+          portPrefixes.set(dev.ifindex, list);
         });
       }
     }
     uplinks.push({ interface: u.interface, capacityBps: cap, mode, classes: list });
   });
+
+  // Tenant class caps: bucket ids in document order (the same on every host), one bucket per
+  // (tenant, class) shared by all the tenant's ports here.
+  const tenantCapRows = new Map<number, QosRateRow>();
+  const tenantPrefixes = new Map<string, ClassPrefix[]>();
+  let bucketId = 0;
+  for (const t of policy.tenantQos) {
+    const list: ClassPrefix[] = [];
+    for (const c of t.classCaps) {
+      bucketId++;
+      tenantCapRows.set(bucketId, rateRow(c.mbps, c.burstKiB));
+      for (const text of c.remotePrefixes)
+        list.push({ pfx: prefixOf(text), classid: 0, bucket: bucketId });
+    }
+    tenantPrefixes.set(t.routingDomain, list);
+  }
+  const domainOfVsid = new Map<number, string>();
+  for (const d of policy.routingDomains)
+    for (const v of d.virtualSubnets) domainOfVsid.set(v.vsid, d.name);
 
   // The maps: every port of the host whose traffic meets an HTB (so a VM cannot pick a class by
   // setting its own skb->priority), and every port with an inbound or outbound cap.
@@ -354,7 +368,8 @@ export function compileQos(policy: Policy, hostName: string, facts: HostFacts): 
     const q = qosByPort.get(p.name)?.q;
     const iface = portUplinkInterface(policy, p);
     const shaped = iface !== undefined && shapedIfaces.has(iface);
-    if (!shaped && q === undefined) continue;
+    const tenantCaps = tenantPrefixes.get(domainOfVsid.get(p.vsid) ?? '') ?? [];
+    if (!shaped && q === undefined && tenantCaps.length === 0) continue;
     let cid = 0;
     let flags = 0;
     if (shaped) {
@@ -366,6 +381,22 @@ export function compileQos(policy: Policy, hostName: string, facts: HostFacts): 
           : classid(mine.leaf ? mine.minor : REST_BASE + dev.ifindex);
       if ((q?.classCaps ?? []).length > 0 && mine !== undefined) flags |= QOS_PORT_CLASSES;
     }
+    const own = (flags & QOS_PORT_CLASSES) !== 0 ? (portPrefixes.get(dev.ifindex) ?? []) : [];
+    const rows = mergeClassPrefixes(own, tenantCaps);
+    for (const r of rows) {
+      const addr = new Uint8Array(16);
+      addr.set(r.pfx.bytes, 0);
+      classes.push({
+        key: {
+          prefixlen: CLASS_KEY_FIXED_BITS + r.pfx.length,
+          ifindex: dev.ifindex,
+          family: r.pfx.family === 4 ? 4 : 6,
+          addr,
+        },
+        value: { classid: r.classid, tenant_bucket: r.bucket },
+      });
+    }
+    if (rows.length > 0) flags |= QOS_PORT_CLASSES;
     ports.set(dev.ifindex, {
       classid: cid,
       flags,
@@ -375,5 +406,44 @@ export function compileQos(policy: Policy, hostName: string, facts: HostFacts): 
     portIfindex.set(p.name, dev.ifindex);
   }
   if (issues.length > 0) throw new QosCompileError(hostName, issues);
-  return { uplinks, ports, classes, portIfindex };
+  return { uplinks, ports, classes, portIfindex, tenantCaps: tenantCapRows };
+}
+
+interface ClassPrefix {
+  readonly pfx: IpPrefix;
+  readonly classid: number;
+  readonly bucket: number;
+}
+
+function covers(outer: IpPrefix, inner: IpPrefix): boolean {
+  if (outer.family !== inner.family || outer.length > inner.length) return false;
+  for (let bit = 0; bit < outer.length; bit++) {
+    const m = 0x80 >> bit % 8;
+    if (((outer.bytes[bit >> 3] ?? 0) & m) !== ((inner.bytes[bit >> 3] ?? 0) & m)) return false;
+  }
+  return true;
+}
+
+/**
+ * One LPM entry per distinct prefix of either list, carrying the port class AND the tenant
+ * bucket that the longest matching prefix of each list gives: the trie returns one entry, so a
+ * port's /24 class inside its tenant's 0.0.0.0/0 cap must carry the tenant's bucket too.
+ */
+export function mergeClassPrefixes(
+  own: readonly ClassPrefix[],
+  tenant: readonly ClassPrefix[],
+): ClassPrefix[] {
+  const longest = (list: readonly ClassPrefix[], p: IpPrefix): ClassPrefix | undefined =>
+    list
+      .filter((x) => covers(x.pfx, p))
+      .reduce<
+        ClassPrefix | undefined
+      >((b, x) => (b === undefined || x.pfx.length > b.pfx.length ? x : b), undefined);
+  const keys = new Map<string, IpPrefix>();
+  for (const x of [...own, ...tenant]) keys.set(x.pfx.text, x.pfx);
+  return [...keys.values()].map((pfx) => ({
+    pfx,
+    classid: longest(own, pfx)?.classid ?? 0,
+    bucket: longest(tenant, pfx)?.bucket ?? 0,
+  }));
 }

@@ -34,6 +34,10 @@ import { CommandError, runJson, type CommandRunner } from './command.js';
 import { silentLogger, type Logger } from './log.js';
 import { run } from '../process/exec.js';
 
+/** Tenant class caps' buckets: pseudo ifindex bit and direction (bpf/abi/qos.h). */
+const TENANT_BIT = 0x80000000;
+const TENANT_DIR = 2;
+
 export interface QosCapabilities {
   readonly htb: boolean;
   readonly fq: boolean;
@@ -431,6 +435,11 @@ export class QosManager {
       Maps.tenet_qos_ctrs.key,
       Maps.tenet_qos_ctrs.value,
     );
+    const tcaps = new TypedMap(
+      open(Maps.tenet_qos_tcaps.name),
+      Maps.tenet_qos_tcaps.key,
+      Maps.tenet_qos_tcaps.value,
+    );
     try {
       // Classes first, so a port flagged for classes finds them.
       const clsKey = (k: {
@@ -443,14 +452,29 @@ export class QosManager {
       const wantCls = new Map(plan.classes.map((r) => [clsKey(r.key), r]));
       for (const r of plan.classes) {
         const cur = cls.get(r.key);
-        if (cur?.classid !== r.value.classid) {
-          cls.set(r.key, { classid: r.value.classid });
+        if (cur?.classid !== r.value.classid || cur.tenant_bucket !== r.value.tenant_bucket) {
+          cls.set(r.key, { ...r.value });
           writes++;
         }
       }
       for (const k of [...cls.keys()]) {
         if (!wantCls.has(clsKey(k))) {
           cls.delete(k);
+          deletes++;
+        }
+      }
+      // Tenant caps before the class entries that name them are used (rates only; state is the
+      // datapath's).
+      for (const [id, row] of plan.tenantCaps) {
+        const cur = tcaps.get(id);
+        if (cur?.bytes_per_sec !== row.bytes_per_sec || cur.burst_bytes !== row.burst_bytes) {
+          tcaps.set(id, { ...row });
+          writes++;
+        }
+      }
+      for (const k of [...tcaps.keys()]) {
+        if (!plan.tenantCaps.has(k)) {
+          tcaps.delete(k);
           deletes++;
         }
       }
@@ -481,7 +505,11 @@ export class QosManager {
       }
       // State of ports that left: their buckets and counters.
       for (const k of [...bkts.keys()]) {
-        if (!plan.ports.has(k.ifindex)) {
+        const gone =
+          k.direction === TENANT_DIR
+            ? !plan.tenantCaps.has(k.ifindex & ~TENANT_BIT)
+            : !plan.ports.has(k.ifindex);
+        if (gone) {
           bkts.delete(k);
           deletes++;
         }
@@ -493,6 +521,7 @@ export class QosManager {
         }
       }
     } finally {
+      tcaps.close();
       ports.close();
       cls.close();
       bkts.close();

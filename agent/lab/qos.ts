@@ -6,7 +6,7 @@
 // Measurements are bounded (iperf3 -t, hard time limits) and taken after a warm-up (iperf3 -O).
 
 import { parsePolicy, type Policy, type PolicyDocument, type PortQos } from '../policy/index.js';
-import type { Uplink } from '../policy/model-qos.js';
+import type { TenantQos, Uplink } from '../policy/model-qos.js';
 import { parseLabFile } from './lab-file.js';
 import type { Netns } from './lab.js';
 import type { TopologySpec } from './topology.js';
@@ -43,7 +43,9 @@ export function qosLabSpec(): TopologySpec {
 }
 
 /** The lab's policy with the given QoS parts. */
-export function qosPolicy(qos: { uplinks?: Uplink[]; portQos?: PortQos[] } = {}): Policy {
+export function qosPolicy(
+  qos: { uplinks?: Uplink[]; portQos?: PortQos[]; tenantQos?: TenantQos[] } = {},
+): Policy {
   const ports: {
     name: string;
     host: string;
@@ -89,6 +91,7 @@ export function qosPolicy(qos: { uplinks?: Uplink[]; portQos?: PortQos[] } = {})
     portAcls: [],
     uplinks: qos.uplinks ?? [],
     portQos: qos.portQos ?? [],
+    tenantQos: qos.tenantQos ?? [],
   };
   return parsePolicy(doc);
 }

@@ -46,3 +46,17 @@ export interface Uplink {
    */
   readonly defaultBucket?: MinimumBandwidth;
 }
+
+/** A cap on a destination class shared by all ports of a tenant (policed). */
+export interface TenantClassCap {
+  readonly name: string;
+  readonly remotePrefixes: readonly string[];
+  readonly mbps: number;
+  readonly burstKiB?: number;
+}
+
+/** Caps of one tenant (routing domain) on destination classes, over all its ports of a host. */
+export interface TenantQos {
+  readonly routingDomain: string;
+  readonly classCaps: readonly TenantClassCap[];
+}

@@ -18,7 +18,7 @@ export function gatewayMac(vsid: number): Uint8Array {
   return Uint8Array.of(0x02, 0x74, 0x6e, (vsid >>> 16) & 0xff, (vsid >>> 8) & 0xff, vsid & 0xff);
 }
 
-import type { PortQos, Uplink } from './model-qos.js';
+import type { PortQos, TenantQos, Uplink } from './model-qos.js';
 
 export type * from './model-qos.js';
 
@@ -153,6 +153,7 @@ export interface PolicyDocument {
   readonly portAcls: readonly PortAcl[];
   readonly uplinks: readonly Uplink[];
   readonly portQos: readonly PortQos[];
+  readonly tenantQos: readonly TenantQos[];
 }
 
 declare const validated: unique symbol;

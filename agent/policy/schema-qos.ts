@@ -86,3 +86,17 @@ export const uplinkSchema = z.strictObject({
   capacityMbps: mbps,
   defaultBucket: minimum.optional(),
 });
+
+export const tenantQosSchema = z.strictObject({
+  routingDomain: name,
+  classCaps: z
+    .array(
+      z.strictObject({
+        name,
+        remotePrefixes: z.array(prefix).min(1),
+        mbps,
+        burstKiB: intIn(QOS_BURST_KIB_MIN, QOS_BURST_KIB_MAX, 'KiB').optional(),
+      }),
+    )
+    .min(1),
+});

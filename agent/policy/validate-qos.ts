@@ -126,6 +126,30 @@ export function validateQos(doc: PolicyDocument): PolicyIssue[] {
     }
   });
 
+  const domains = new Set(doc.routingDomains.map((d) => d.name));
+  const tenantAt = new Map<string, number>();
+  doc.tenantQos.forEach((t, i) => {
+    const path = `tenantQos[${i}]`;
+    if (!domains.has(t.routingDomain)) {
+      report(`${path}.routingDomain`, `routing domain "${t.routingDomain}" is not defined`);
+    }
+    const prev = tenantAt.get(t.routingDomain);
+    if (prev !== undefined) {
+      report(`${path}.routingDomain`, `"${t.routingDomain}" already has QoS at tenantQos[${prev}]`);
+    } else {
+      tenantAt.set(t.routingDomain, i);
+    }
+    const names = new Map<string, number>();
+    t.classCaps.forEach((c, k) => {
+      const p = names.get(c.name);
+      if (p !== undefined) {
+        report(`${path}.classCaps[${k}].name`, `class "${c.name}" is already at classCaps[${p}]`);
+      } else {
+        names.set(c.name, k);
+      }
+    });
+  });
+
   for (const [key, { uplink, index }] of uplinkAt) {
     const path = `uplinks[${index}]`;
     const mins = onUplink.get(key) ?? [];

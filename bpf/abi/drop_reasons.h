@@ -162,7 +162,10 @@ enum tenet_drop_reason {
 
 	/* Over the inbound cap of the destination port (its token bucket is empty). */
 	TENET_DROP_QOS_POLICED = 59,
-	/* Over the outbound cap of the source port, host-local VM-to-VM traffic (policed). */
+	/*
+	 * Over an outbound cap that is policed: the source port's on host-local VM-to-VM traffic,
+	 * or its tenant's cap on the destination's class.
+	 */
 	TENET_DROP_QOS_POLICED_LOCAL = 60,
 	/* Append new reasons here, with the next number. Never renumber or reuse. */
 };

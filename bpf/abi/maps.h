@@ -88,10 +88,14 @@
 /* Destination-class prefixes of all ports of one host. */
 #define TENET_QOS_CLASSES_MAX 16384
 
+/* Hash: __u32 tenant bucket id -> struct tenet_qos_rate (tenant class caps). */
+#define TENET_MAP_QOS_TENANT_CAPS tenet_qos_tcaps
+#define TENET_QOS_TENANT_CAPS_MAX 4096
+
 /* Hash: struct tenet_port_key -> struct tenet_qos_bucket. */
 #define TENET_MAP_QOS_BUCKETS tenet_qos_bkts
-/* Two buckets (inbound, local outbound) per port. */
-#define TENET_QOS_BUCKETS_MAX (2 * TENET_PORTS_MAX)
+/* Two buckets (inbound, local outbound) per port, and the tenant class caps'. */
+#define TENET_QOS_BUCKETS_MAX (2 * TENET_PORTS_MAX + TENET_QOS_TENANT_CAPS_MAX)
 
 /* Per-CPU hash: struct tenet_port_key -> struct tenet_qos_counters. */
 #define TENET_MAP_QOS_COUNTERS tenet_qos_ctrs

@@ -69,12 +69,23 @@ _Static_assert(sizeof(struct tenet_qos_class_key) == 28,
 /* Bits of the class key that precede the address: ifindex (32), family (8), pad (24). */
 #define TENET_QOS_CLASS_KEY_FIXED_BITS 64
 
-/* The HTB leaf for traffic of a port to a destination class. */
+/*
+ * What a destination class does to a port's packet: classid, the HTB leaf on the uplink (0: the
+ * port's own); tenant_bucket, a tenant-wide cap on this class shared by all the tenant's ports
+ * (an id in TENET_MAP_QOS_TENANT_CAPS, policed; 0: none).
+ */
 struct tenet_qos_class {
 	__u32 classid;
-	__u32 pad;
+	__u32 tenant_bucket;
 };
 _Static_assert(sizeof(struct tenet_qos_class) == 8, "struct tenet_qos_class is ABI: 8 bytes");
+
+/*
+ * Tenant class caps' buckets are kept in TENET_MAP_QOS_BUCKETS under this pseudo port: key
+ * { TENET_QOS_TENANT_BUCKET | id, TENET_QOS_DIR_TENANT }. Real ifindexes never set the top bit.
+ */
+#define TENET_QOS_TENANT_BUCKET 0x80000000u
+#define TENET_QOS_DIR_TENANT 2
 
 /*
  * A token bucket's state, keyed by struct tenet_port_key (port ifindex, direction: TX for what is

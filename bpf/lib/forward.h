@@ -93,7 +93,9 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 	rec = tenet_record_get(gen, port->vsid, l3->family, l3->saddr);
 	if (!rec || !(rec->flags & TENET_RECORD_LOCAL) || rec->ifindex != ctx->ifindex)
 		return -TENET_DROP_IP_SRC_SPOOF;
-	tenet_qos_outbound(ctx, l3);
+	ret = tenet_qos_outbound(ctx, l3);
+	if (ret < 0)
+		return ret;
 
 	if ((void *)(eth + 1) > ctx->data_end)
 		return -TENET_DROP_ETH_TRUNCATED;

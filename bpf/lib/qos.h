@@ -62,6 +62,19 @@ struct {
 } TENET_MAP_QOS_CLASSES SEC(".maps");
 
 /*
+ * Tenant class caps. Key: __u32 bucket id (struct tenet_qos_class.tenant_bucket). Value: struct
+ * tenet_qos_rate. Written by the agent from the policy's tenantQos; read for packets whose
+ * destination class names a tenant bucket. A hash: ids are the compiler's, few per host.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct tenet_qos_rate);
+	__uint(max_entries, TENET_QOS_TENANT_CAPS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} TENET_MAP_QOS_TENANT_CAPS SEC(".maps");
+
+/*
  * Token buckets. Key: struct tenet_port_key (port, direction). Value: struct tenet_qos_bucket.
  * Written by the datapath only (created full on first use, then drawn by compare-and-swap); the
  * agent deletes a port's buckets when the port leaves. A plain (not per-CPU) hash:
@@ -181,11 +194,13 @@ pass:
 
 /*
  * From a VM on port ifindex (tc): sets skb->priority to the HTB leaf for this packet's
- * destination on the uplink. Ports without QoS keep the priority the kernel gave (the uplink's
- * HTB default class takes them). Never drops; counts the packet as passed for the port.
+ * destination on the uplink, and polices the tenant's cap on the destination's class if there
+ * is one. Ports without QoS keep the priority the kernel gave (the uplink's HTB default class
+ * takes them). 0, or a negated drop reason when a tenant class cap is exceeded; counts the packet
+ * as passed or dropped for the port.
  */
-static __always_inline void tenet_qos_outbound(const struct tenet_ctx *ctx,
-					       const struct tenet_l3 *l3)
+static __always_inline int tenet_qos_outbound(const struct tenet_ctx *ctx,
+					      const struct tenet_l3 *l3)
 {
 	/* Copies: taking the address of a ctx field would force ctx to the stack. */
 	__u32 ifindex = ctx->ifindex, len = ctx->len;
@@ -195,11 +210,7 @@ static __always_inline void tenet_qos_outbound(const struct tenet_ctx *ctx,
 
 	q = bpf_map_lookup_elem(&TENET_MAP_QOS_PORTS, &ifindex);
 	if (!q)
-		return;
-	/* Counted here once; the local policer counts only what it drops. */
-	tenet_qos_count(ifindex, TENET_DIR_RX, 0, len);
-	if (!q->classid)
-		return;
+		return 0;
 	classid = q->classid;
 	if (q->flags & TENET_QOS_PORT_CLASSES) {
 		struct tenet_qos_class_key key = {
@@ -214,8 +225,24 @@ static __always_inline void tenet_qos_outbound(const struct tenet_ctx *ctx,
 		c = bpf_map_lookup_elem(&TENET_MAP_QOS_CLASSES, &key);
 		if (c && c->classid)
 			classid = c->classid;
+		if (c && c->tenant_bucket) {
+			__u32 id = c->tenant_bucket;
+			const struct tenet_qos_rate *r;
+
+			r = bpf_map_lookup_elem(&TENET_MAP_QOS_TENANT_CAPS, &id);
+			if (r && r->bytes_per_sec &&
+			    !tenet_qos_take(TENET_QOS_TENANT_BUCKET | id, TENET_QOS_DIR_TENANT, r,
+					    tenet_qos_ip_len(len))) {
+				tenet_qos_count(ifindex, TENET_DIR_RX, 1, len);
+				return -TENET_DROP_QOS_POLICED_LOCAL;
+			}
+		}
 	}
-	skb->priority = classid;
+	/* Counted here once; the local policer counts only what it drops. */
+	tenet_qos_count(ifindex, TENET_DIR_RX, 0, len);
+	if (classid)
+		skb->priority = classid;
+	return 0;
 }
 
 /*

@@ -89,9 +89,10 @@ describePrivileged('QoS stage (test-run)', () => {
   >;
   let classes: TypedMap<
     { prefixlen: number; ifindex: number; family: number; addr: Uint8Array },
-    { classid: number }
+    { classid: number; tenant_bucket: number }
   >;
   let buckets: TypedMap<{ ifindex: number; direction: number }, { tat_ns: bigint }>;
+  let tcaps: TypedMap<number, QosRate>;
   let ctrs: PerCpuTypedMap<
     { ifindex: number; direction: number },
     { passed_packets: bigint; passed_bytes: bigint; dropped_packets: bigint; dropped_bytes: bigint }
@@ -114,6 +115,11 @@ describePrivileged('QoS stage (test-run)', () => {
       Maps.tenet_qos_bkts.key,
       Maps.tenet_qos_bkts.value,
     );
+    tcaps = new TypedMap(
+      open('tenet_qos_tcaps'),
+      Maps.tenet_qos_tcaps.key,
+      Maps.tenet_qos_tcaps.value,
+    );
     ctrs = new PerCpuTypedMap(
       open('tenet_qos_ctrs'),
       Maps.tenet_qos_ctrs.key,
@@ -122,6 +128,7 @@ describePrivileged('QoS stage (test-run)', () => {
   });
   afterAll(() => {
     portObj?.close();
+    tcaps?.close();
     ports?.close();
     classes?.close();
     buckets?.close();
@@ -132,6 +139,7 @@ describePrivileged('QoS stage (test-run)', () => {
     for (const m of [ports, buckets, ctrs] as const)
       for (const k of [...m.keys()]) m.delete(k as never);
     for (const k of [...classes.keys()]) classes.delete(k);
+    for (const k of [...tcaps.keys()]) tcaps.delete(k);
   };
   const counters = (ifindex: number, direction: number) => {
     const v = ctrs.get({ ifindex, direction });
@@ -161,7 +169,7 @@ describePrivileged('QoS stage (test-run)', () => {
     const key = addr16(VM4.ip4);
     classes.set(
       { prefixlen: 64 + 32, ifindex: PORT_IFINDEX, family: 4, addr: key },
-      { classid: DEST_CLASS },
+      { classid: DEST_CLASS, tenant_bucket: 0 },
     );
     // The oracle: the reference model over the same map contents.
     const model = (flags: number): QosModelTables => ({
@@ -280,6 +288,34 @@ describePrivileged('QoS stage (test-run)', () => {
     expect(r2[1]!.counters.drops.map((d) => d.reason)).toEqual(['qos_policed']);
     expect(counters(VM2_IFINDEX, 1).passed_packets).toBe(1n);
     expect(counters(VM2_IFINDEX, 1).dropped_packets).toBe(1n);
+  });
+
+  it('a tenant class cap polices across destinations with one bucket, keyed by the tenant', () => {
+    reset();
+    // The port's own class for VM4 (HTB leaf) and the tenant's cap on VM4 and VM5's addresses.
+    const frame = udp4({ dst: VM4.ip4, dmac: VM4.mac, size: 500 }).build();
+    const ipLen = frame.length - ETH;
+    ports.set(PORT_IFINDEX, { classid: PORT_CLASS, flags: 1, inbound: NONE, outbound: NONE });
+    classes.set(
+      { prefixlen: 64 + 32, ifindex: PORT_IFINDEX, family: 4, addr: addr16(VM4.ip4) },
+      { classid: DEST_CLASS, tenant_bucket: 7 },
+    );
+    tcaps.set(7, rate(1, 2 * ipLen)); // two packets, then nothing refills
+    const r = [1, 2, 3].map(() => runWithPriority(frame, 0));
+    expect(r.map((x) => x.retval)).toEqual([7, 7, 2]);
+    expect(r[0]!.priority).toBe(DEST_CLASS);
+    const c = counters(PORT_IFINDEX, 0);
+    expect([c.passed_packets, c.dropped_packets]).toEqual([2n, 1n]);
+    // The state is the tenant's (pseudo port 0x80000000|7, direction 2), not the port's.
+    const tenantKey = { ifindex: 0x80000007, direction: 2 };
+    expect(buckets.get(tenantKey)).toBeDefined();
+    expect(buckets.get({ ifindex: PORT_IFINDEX, direction: 0 })).toBeUndefined();
+    // Another port of the tenant spending the bucket is the same as this one spending it: with
+    // the bucket refilled (state reset), traffic passes again; drained, it does not.
+    buckets.delete(tenantKey);
+    expect(runWithPriority(frame, 0).retval).toBe(7);
+    buckets.set(tenantKey, { tat_ns: process.hrtime.bigint() + 10n ** 12n });
+    expect(runWithPriority(frame, 0).retval).toBe(2);
   });
 
   it('two CPUs drawing from one bucket never exceed burst + rate * elapsed', async () => {

@@ -395,6 +395,7 @@ describe('product objects', () => {
         'tenet_qos_cls',
         'tenet_qos_ctrs',
         'tenet_qos_ports',
+        'tenet_qos_tcaps',
         'tenet_records',
         'tenet_redir_dbg',
         'tenet_routes',

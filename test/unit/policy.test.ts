@@ -994,6 +994,7 @@ describe('policy validation', () => {
       portAcls: [],
       uplinks: [],
       portQos: [],
+      tenantQos: [],
     });
   });
 

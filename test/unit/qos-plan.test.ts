@@ -182,3 +182,43 @@ describe('tc output parsing', () => {
     ]);
   });
 });
+
+describe('tenant class caps', () => {
+  it('give every port of the tenant the shared bucket, merged with its own classes', () => {
+    const plan = compileQos(
+      qosPolicy({
+        uplinks: [uplink],
+        portQos: [
+          {
+            port: 'q1',
+            classCaps: [{ name: 'dns', remotePrefixes: ['198.51.100.0/24'], mbps: 1 }],
+          },
+        ],
+        tenantQos: [
+          {
+            routingDomain: 'qt',
+            classCaps: [{ name: 'internet', remotePrefixes: ['0.0.0.0/0'], mbps: 50 }],
+          },
+        ],
+      }),
+      'hv1',
+      facts(),
+    );
+    expect(plan.tenantCaps.get(1)).toEqual({
+      bytes_per_sec: 6_250_000n,
+      burst_bytes: BigInt(Math.ceil(6_250_000 * 0.3)),
+    });
+    // q1: its /24 class carries the tenant bucket too (the trie returns one entry), and the
+    // tenant's /0 entry carries q1's rest-of-traffic leaf (no own class covers it: classid 0).
+    const q1 = plan.classes.filter((c) => c.key.ifindex === 10);
+    expect(q1.map((c) => [c.key.prefixlen, c.value.classid, c.value.tenant_bucket])).toEqual([
+      [64 + 24, classid(0x300a), 1],
+      [64, 0, 1],
+    ]);
+    // q2..q4 (no QoS of their own) get the tenant's entry and the classes flag.
+    for (const ifindex of [11, 12, 13]) {
+      expect(plan.classes.filter((c) => c.key.ifindex === ifindex)).toHaveLength(1);
+      expect(plan.ports.get(ifindex)?.flags).toBe(1);
+    }
+  });
+});

@@ -190,3 +190,42 @@ describe('QoS policy validation', () => {
     });
   }
 });
+
+describe('tenant QoS validation', () => {
+  it('refuses an unknown routing domain and duplicate class names', () => {
+    const found = issues({
+      ...base(),
+      tenantQos: [
+        {
+          routingDomain: 'nope',
+          classCaps: [{ name: 'a', remotePrefixes: ['0.0.0.0/0'], mbps: 1 }],
+        },
+        {
+          routingDomain: 'qt',
+          classCaps: [
+            { name: 'a', remotePrefixes: ['0.0.0.0/0'], mbps: 1 },
+            { name: 'a', remotePrefixes: ['::/0'], mbps: 2 },
+          ],
+        },
+      ],
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        { path: 'tenantQos[0].routingDomain', message: 'routing domain "nope" is not defined' },
+        {
+          path: 'tenantQos[1].classCaps[1].name',
+          message: 'class "a" is already at classCaps[0]',
+        },
+      ]),
+    );
+    const zero = issues({
+      ...base(),
+      tenantQos: [
+        { routingDomain: 'qt', classCaps: [{ name: 'a', remotePrefixes: ['::/0'], mbps: 0 }] },
+      ],
+    });
+    expect(zero).toEqual([
+      { path: 'tenantQos[0].classCaps[0].mbps', message: expect.stringMatching(/above 0/) },
+    ]);
+  });
+});
