@@ -70,6 +70,12 @@ export const REBUILT_MAPS: readonly MapName[] = [
   'tenet_routes',
   'tenet_underlay',
   'tenet_vsubnets',
+  // QoS configuration: written by the QoS stage of the same apply (agent/host/qos.ts), just after
+  // the cutover; until then the new programs classify nothing (HTB's default class) and police
+  // nothing, for the milliseconds between the link switch and that write.
+  'tenet_qos_ports',
+  'tenet_qos_cls',
+  'tenet_qos_tcaps',
 ];
 
 /** Maps holding nothing that outlives a packet (or a debug slot). */
@@ -98,6 +104,11 @@ function sameLayout(name: MapName): MapMigration {
  */
 export const COUNTER_MIGRATIONS: Readonly<Partial<Record<MapName, readonly MapMigration[]>>> = {
   tenet_port_ctrs: [sameLayout('tenet_port_ctrs')],
+  tenet_qos_ctrs: [sameLayout('tenet_qos_ctrs')],
+  // Policer state (one theoretical arrival time per bucket): the new map starts empty, so step 2
+  // copies it; step 4 adds the old programs' advance once more, which can only move a bucket's
+  // time later (less credit), never grant extra credit across an upgrade.
+  tenet_qos_bkts: [sameLayout('tenet_qos_bkts')],
   tenet_drop_ctrs: [sameLayout('tenet_drop_ctrs')],
   tenet_vsid_ctrs: [
     sameLayout('tenet_vsid_ctrs'),
