@@ -16,6 +16,7 @@
 #include "lib/drop.h"
 #include "lib/meter.h" /* not used here: every product object defines every map */
 #include "lib/parse.h"
+#include "lib/qos.h" /* its maps, shared by every product object */
 #include "lib/tables.h"
 
 static __always_inline int tenet_tc_port(struct __sk_buff *skb, __u8 direction)

@@ -210,6 +210,8 @@ export const DropReason = {
   acl_deny: 56, // TENET_DROP_ACL_DENY
   acl_fragment: 57, // TENET_DROP_ACL_FRAGMENT
   acl_unclassifiable: 58, // TENET_DROP_ACL_UNCLASSIFIABLE
+  qos_policed: 59, // TENET_DROP_QOS_POLICED
+  qos_policed_local: 60, // TENET_DROP_QOS_POLICED_LOCAL
 } as const;
 export type DropReasonName = keyof typeof DropReason;
 export type DropReason = (typeof DropReason)[DropReasonName];
@@ -274,6 +276,8 @@ export const DropReasonByValue: Readonly<Record<number, DropReasonName>> = {
   56: 'acl_deny',
   57: 'acl_fragment',
   58: 'acl_unclassifiable',
+  59: 'qos_policed',
+  60: 'qos_policed_local',
 };
 
 /** enum tenet_event_kind. */
@@ -1459,6 +1463,260 @@ export const PortKeyCodec: StructCodec<PortKey> = defineStruct<PortKey>({
   },
 });
 
+/** struct tenet_qos_bucket: 8 bytes. */
+export interface QosBucket {
+  /** __u64 at 0 */
+  tat_ns: bigint;
+}
+
+export const QOS_BUCKET_SIZE = 8;
+
+export const QosBucketLayout = {
+  tat_ns: { offset: 0, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosBucketCodec: StructCodec<QosBucket> = defineStruct<QosBucket>({
+  name: 'tenet_qos_bucket',
+  size: 8,
+  write(v, o, x) {
+    putU64(v, o, x.tat_ns, 'tenet_qos_bucket.tat_ns');
+  },
+  read(v, o) {
+    return {
+      tat_ns: getU64(v, o),
+    };
+  },
+});
+
+/** struct tenet_qos_class: 8 bytes. */
+export interface QosClass {
+  /** __u32 at 0 */
+  classid: number;
+  /** __u32 at 4 */
+  tenant_bucket: number;
+}
+
+export const QOS_CLASS_SIZE = 8;
+
+export const QosClassLayout = {
+  classid: { offset: 0, size: 4 },
+  tenant_bucket: { offset: 4, size: 4 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosClassCodec: StructCodec<QosClass> = defineStruct<QosClass>({
+  name: 'tenet_qos_class',
+  size: 8,
+  write(v, o, x) {
+    putU32(v, o, x.classid, 'tenet_qos_class.classid');
+    putU32(v, o + 4, x.tenant_bucket, 'tenet_qos_class.tenant_bucket');
+  },
+  read(v, o) {
+    return {
+      classid: getU32(v, o),
+      tenant_bucket: getU32(v, o + 4),
+    };
+  },
+});
+
+/** struct tenet_qos_class_key: 28 bytes. */
+export interface QosClassKey {
+  /** __u32 at 0 */
+  prefixlen: number;
+  /** __u32 at 4 */
+  ifindex: number;
+  /** __u8 at 8 */
+  family: number;
+  /** __u8[16] at 12 */
+  addr: Uint8Array;
+}
+
+export const QOS_CLASS_KEY_SIZE = 28;
+
+export const QosClassKeyLayout = {
+  prefixlen: { offset: 0, size: 4 },
+  ifindex: { offset: 4, size: 4 },
+  family: { offset: 8, size: 1 },
+  pad: { offset: 9, size: 3 },
+  addr: { offset: 12, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosClassKeyCodec: StructCodec<QosClassKey> = defineStruct<QosClassKey>({
+  name: 'tenet_qos_class_key',
+  size: 28,
+  write(v, o, x) {
+    putU32(v, o, x.prefixlen, 'tenet_qos_class_key.prefixlen');
+    putU32(v, o + 4, x.ifindex, 'tenet_qos_class_key.ifindex');
+    putU8(v, o + 8, x.family, 'tenet_qos_class_key.family');
+    putZero(v, o + 9, 3);
+    putBytes(v, o + 12, 16, x.addr, 'tenet_qos_class_key.addr');
+  },
+  read(v, o) {
+    return {
+      prefixlen: getU32(v, o),
+      ifindex: getU32(v, o + 4),
+      family: getU8(v, o + 8),
+      addr: getBytes(v, o + 12, 16),
+    };
+  },
+});
+
+/** struct tenet_qos_counters: 32 bytes. */
+export interface QosCounters {
+  /** __u64 at 0 */
+  passed_packets: bigint;
+  /** __u64 at 8 */
+  passed_bytes: bigint;
+  /** __u64 at 16 */
+  dropped_packets: bigint;
+  /** __u64 at 24 */
+  dropped_bytes: bigint;
+}
+
+export const QOS_COUNTERS_SIZE = 32;
+
+export const QosCountersLayout = {
+  passed_packets: { offset: 0, size: 8 },
+  passed_bytes: { offset: 8, size: 8 },
+  dropped_packets: { offset: 16, size: 8 },
+  dropped_bytes: { offset: 24, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosCountersCodec: StructCodec<QosCounters> = defineStruct<QosCounters>({
+  name: 'tenet_qos_counters',
+  size: 32,
+  write(v, o, x) {
+    putU64(v, o, x.passed_packets, 'tenet_qos_counters.passed_packets');
+    putU64(v, o + 8, x.passed_bytes, 'tenet_qos_counters.passed_bytes');
+    putU64(v, o + 16, x.dropped_packets, 'tenet_qos_counters.dropped_packets');
+    putU64(v, o + 24, x.dropped_bytes, 'tenet_qos_counters.dropped_bytes');
+  },
+  read(v, o) {
+    return {
+      passed_packets: getU64(v, o),
+      passed_bytes: getU64(v, o + 8),
+      dropped_packets: getU64(v, o + 16),
+      dropped_bytes: getU64(v, o + 24),
+    };
+  },
+});
+
+/** struct tenet_qos_port: 40 bytes. */
+export interface QosPort {
+  /** __u32 at 0 */
+  classid: number;
+  /** __u32 at 4 */
+  flags: number;
+  /** struct tenet_qos_rate at 8 */
+  inbound: QosRate;
+  /** struct tenet_qos_rate at 24 */
+  outbound: QosRate;
+}
+
+export const QOS_PORT_SIZE = 40;
+
+export const QosPortLayout = {
+  classid: { offset: 0, size: 4 },
+  flags: { offset: 4, size: 4 },
+  inbound: { offset: 8, size: 16 },
+  outbound: { offset: 24, size: 16 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosPortCodec: StructCodec<QosPort> = defineStruct<QosPort>({
+  name: 'tenet_qos_port',
+  size: 40,
+  write(v, o, x) {
+    putU32(v, o, x.classid, 'tenet_qos_port.classid');
+    putU32(v, o + 4, x.flags, 'tenet_qos_port.flags');
+    QosRateCodec.write(v, o + 8, x.inbound);
+    QosRateCodec.write(v, o + 24, x.outbound);
+  },
+  read(v, o) {
+    return {
+      classid: getU32(v, o),
+      flags: getU32(v, o + 4),
+      inbound: QosRateCodec.read(v, o + 8),
+      outbound: QosRateCodec.read(v, o + 24),
+    };
+  },
+});
+
+/** struct tenet_qos_rate: 16 bytes. */
+export interface QosRate {
+  /** __u64 at 0 */
+  bytes_per_sec: bigint;
+  /** __u64 at 8 */
+  burst_bytes: bigint;
+}
+
+export const QOS_RATE_SIZE = 16;
+
+export const QosRateLayout = {
+  bytes_per_sec: { offset: 0, size: 8 },
+  burst_bytes: { offset: 8, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosRateCodec: StructCodec<QosRate> = defineStruct<QosRate>({
+  name: 'tenet_qos_rate',
+  size: 16,
+  write(v, o, x) {
+    putU64(v, o, x.bytes_per_sec, 'tenet_qos_rate.bytes_per_sec');
+    putU64(v, o + 8, x.burst_bytes, 'tenet_qos_rate.burst_bytes');
+  },
+  read(v, o) {
+    return {
+      bytes_per_sec: getU64(v, o),
+      burst_bytes: getU64(v, o + 8),
+    };
+  },
+});
+
+/** struct tenet_qos_scratch: 88 bytes. */
+export interface QosScratch {
+  /** struct tenet_qos_counters at 0 */
+  zero_counters: QosCounters;
+  /** struct tenet_qos_bucket at 32 */
+  zero_bucket: QosBucket;
+  /** struct tenet_qos_class_key at 40 */
+  class_key: QosClassKey;
+  /** struct tenet_port_key at 72 */
+  counter_key: PortKey;
+  /** struct tenet_port_key at 80 */
+  bucket_key: PortKey;
+}
+
+export const QOS_SCRATCH_SIZE = 88;
+
+export const QosScratchLayout = {
+  zero_counters: { offset: 0, size: 32 },
+  zero_bucket: { offset: 32, size: 8 },
+  class_key: { offset: 40, size: 28 },
+  pad: { offset: 68, size: 4 },
+  counter_key: { offset: 72, size: 8 },
+  bucket_key: { offset: 80, size: 8 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const QosScratchCodec: StructCodec<QosScratch> = defineStruct<QosScratch>({
+  name: 'tenet_qos_scratch',
+  size: 88,
+  write(v, o, x) {
+    QosCountersCodec.write(v, o, x.zero_counters);
+    QosBucketCodec.write(v, o + 32, x.zero_bucket);
+    QosClassKeyCodec.write(v, o + 40, x.class_key);
+    putZero(v, o + 68, 4);
+    PortKeyCodec.write(v, o + 72, x.counter_key);
+    PortKeyCodec.write(v, o + 80, x.bucket_key);
+  },
+  read(v, o) {
+    return {
+      zero_counters: QosCountersCodec.read(v, o),
+      zero_bucket: QosBucketCodec.read(v, o + 32),
+      class_key: QosClassKeyCodec.read(v, o + 40),
+      counter_key: PortKeyCodec.read(v, o + 72),
+      bucket_key: PortKeyCodec.read(v, o + 80),
+    };
+  },
+});
+
 /** struct tenet_redirect_debug: 16 bytes. */
 export interface RedirectDebug {
   /** __u32 at 0 */
@@ -2116,6 +2374,96 @@ export const Maps = {
     inner: null,
     objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
   } satisfies MapDescriptor<number, PortEntry>,
+  tenet_qos_bkts: {
+    name: 'tenet_qos_bkts',
+    type: 'hash',
+    typeId: 1,
+    keySize: 8,
+    valueSize: 8,
+    maxEntries: 6144,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: PortKeyCodec,
+    value: QosBucketCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<PortKey, QosBucket>,
+  tenet_qos_cls: {
+    name: 'tenet_qos_cls',
+    type: 'lpm_trie',
+    typeId: 11,
+    keySize: 28,
+    valueSize: 8,
+    maxEntries: 16384,
+    flags: 1,
+    pinning: 'by_name',
+    perCpu: false,
+    key: QosClassKeyCodec,
+    value: QosClassCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<QosClassKey, QosClass>,
+  tenet_qos_ctrs: {
+    name: 'tenet_qos_ctrs',
+    type: 'percpu_hash',
+    typeId: 5,
+    keySize: 8,
+    valueSize: 32,
+    maxEntries: 2048,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: true,
+    key: PortKeyCodec,
+    value: QosCountersCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<PortKey, QosCounters>,
+  tenet_qos_ports: {
+    name: 'tenet_qos_ports',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 40,
+    maxEntries: 1024,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: QosPortCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, QosPort>,
+  tenet_qos_scr: {
+    name: 'tenet_qos_scr',
+    type: 'percpu_array',
+    typeId: 6,
+    keySize: 4,
+    valueSize: 88,
+    maxEntries: 1,
+    flags: 0,
+    pinning: 'none',
+    perCpu: true,
+    key: U32,
+    value: QosScratchCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, QosScratch>,
+  tenet_qos_tcaps: {
+    name: 'tenet_qos_tcaps',
+    type: 'hash',
+    typeId: 1,
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 4096,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: QosRateCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, QosRate>,
   tenet_records: {
     name: 'tenet_records',
     type: 'hash',
@@ -2261,7 +2609,7 @@ export const Objects = {
     programs: {
       tenet_port_ingress: { name: 'tenet_port_ingress', section: 'tc' },
     },
-    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -2279,7 +2627,7 @@ export const Objects = {
       tenet_tc_rx: { name: 'tenet_tc_rx', section: 'tc' },
       tenet_tc_tx: { name: 'tenet_tc_tx', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -2297,7 +2645,7 @@ export const Objects = {
       tenet_xdp_cpu: { name: 'tenet_xdp_cpu', section: 'xdp/cpumap' },
       tenet_xdp_rx: { name: 'tenet_xdp_rx', section: 'xdp' },
     },
-    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_cpumap', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_steer', 'tenet_steer_cnt', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_cpumap', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_steer', 'tenet_steer_cnt', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',

@@ -14,6 +14,7 @@ import { ApiError, Code, alreadyExists, invalidArgument, notFound } from './erro
 import * as obj from './objects.js';
 import type { Plain } from './proto.js';
 import { commitChange, unary, type ApiContext } from './service.js';
+import { portQosFromMessage, tenantQosFromMessage, uplinkFromMessage } from './qos.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -45,9 +46,13 @@ export function portAclFromProto(v: unknown): unknown {
 /** A structured Policy message in the document's form (Apply). */
 export function policyFromProto(v: unknown): unknown {
   if (v === null || typeof v !== 'object') return v;
-  const p = v as { portAcls?: unknown };
-  if (!Array.isArray(p.portAcls)) return v;
-  return { ...p, portAcls: p.portAcls.map(portAclFromProto) };
+  const p = { ...(v as Record<string, unknown>) };
+  // Kinds whose messages differ from the document's form (the rest map field for field).
+  if (Array.isArray(p.portAcls)) p.portAcls = p.portAcls.map(portAclFromProto);
+  if (Array.isArray(p.uplinks)) p.uplinks = (p.uplinks as Plain[]).map(uplinkFromMessage);
+  if (Array.isArray(p.portQos)) p.portQos = (p.portQos as Plain[]).map(portQosFromMessage);
+  if (Array.isArray(p.tenantQos)) p.tenantQos = (p.tenantQos as Plain[]).map(tenantQosFromMessage);
+  return p;
 }
 
 export function findPortAcl(doc: PolicyDocument, port: string): number {

@@ -12,6 +12,7 @@
 // becomes RESOURCE_EXHAUSTED; a SettleError (the new policy is live, tidying up failed) counts as
 // applied with a warning. A backend must leave the datapath as it was when apply() rejects.
 
+import type { QosStatus } from '../host/qos.js';
 import { CompileError, compile, type HostFacts } from '../compiler/index.js';
 import type { SteeringSource } from './steering.js';
 import type { TableName } from '../compiler/tables.js';
@@ -147,6 +148,8 @@ export interface PolicyBackend {
   watchDatapath?(listener: (e: DatapathEventSample) => void): () => void;
   /** Receive steering's state and counters (agent/api/steering.ts); absent: no steering. */
   steering?(): SteeringSource | undefined;
+  /** QoS state of the datapath (agent/host/qos.ts); absent: the backend has no QoS. */
+  qosStatus?(): Promise<QosStatus>;
 }
 
 const CODE_FULL = new Set(['E2BIG', 'ENOSPC', 'ENOMEM']);

@@ -14,6 +14,9 @@ export const KINDS = [
   'customerRoutes',
   'portAcls',
   'portSteering',
+  'uplinks',
+  'portQos',
+  'tenantQos',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -40,6 +43,9 @@ const EMPTY: PolicyDocument = {
   customerRoutes: [],
   portAcls: [],
   portSteering: [],
+  uplinks: [],
+  portQos: [],
+  tenantQos: [],
 };
 
 /** JSON with object keys sorted: a canonical form to compare objects by. */
@@ -83,6 +89,15 @@ export function objectsByKey(doc: PolicyDocument, kind: Kind): Map<string, strin
       break;
     case 'portSteering':
       for (const o of doc.portSteering ?? []) out.set(o.port, stableJson(o));
+      break;
+    case 'uplinks':
+      for (const o of doc.uplinks) out.set(`${o.host}/${o.interface}`, stableJson(o));
+      break;
+    case 'portQos':
+      for (const o of doc.portQos) out.set(o.port, stableJson(o));
+      break;
+    case 'tenantQos':
+      for (const o of doc.tenantQos) out.set(o.routingDomain, stableJson(o));
       break;
   }
   return out;

@@ -26,6 +26,7 @@ export const PROTO_FILES = [
   'tenet/v1/acl.proto',
   'tenet/v1/metering.proto',
   'tenet/v1/steering.proto',
+  'tenet/v1/qos.proto',
 ] as const;
 export const SERVICE_NAMES = [
   'PolicyService',
@@ -33,6 +34,7 @@ export const SERVICE_NAMES = [
   'AclService',
   'MeteringService',
   'SteeringService',
+  'QosService',
 ] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 

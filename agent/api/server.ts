@@ -19,6 +19,7 @@
 // daemon in one step, so clients never see a missing or half-set-up socket. A connected unix
 // socket is bound to the inode, so the rename does not disturb it.
 
+import { qosServiceHandlers } from './qos.js';
 import {
   Metadata,
   Server,
@@ -154,6 +155,7 @@ function addServices(server: Server, ctx: ApiContext, health: HealthImplementati
     serviceDefinition('SteeringService'),
     steeringServiceHandlers(ctx, () => ctx.store.backend.steering?.()),
   );
+  server.addService(serviceDefinition('QosService'), qosServiceHandlers(ctx));
   health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition() as unknown as PackageDefinition).addToServer(
     server,

@@ -14,6 +14,7 @@
 // Exit codes: 0 done; 1 tenetd refused or the operation failed (the status code and message are
 // printed); 2 usage error, or tenetd could not be reached.
 
+import { qosCommand } from './qos.js';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -936,6 +937,7 @@ export function buildProgram(): Command {
       usage: (m: string) => new UsageError(m),
     } satisfies CliKit<Globals>),
   );
+  program.addCommand(qosCommand({ call, withGlobals, action, globals, table }).exitOverride());
 
   withGlobals(program.command('status').description('agent status')).action(
     action(async (_o: unknown, c: Command) => {

@@ -9,6 +9,7 @@
 // The HostAgent is reached through the small HostAgentLike interface below and loaded at run
 // time, so the API and daemon do not depend on the host agent's internals at compile time.
 
+import type { QosStatus } from '../host/qos.js';
 import { join } from 'node:path';
 import { Maps, TENET_ABI_VERSION, type MapName, type UnderlayNh } from '../abi/generated.js';
 import {
@@ -64,6 +65,7 @@ export interface HostAgentLike {
   hasInstalledPolicy(): Promise<boolean>;
   /** The managed namespace's interfaces (what a compile sees). */
   readInterfaces(): Promise<HostFacts>;
+  qosStatus?(): Promise<QosStatus>;
   stop(): Promise<void>;
   /** Receive steering (absent when the datapath has none). */
   readonly steering?: SteeringSource | undefined;
@@ -268,6 +270,11 @@ export class HostBackend implements PolicyBackend {
       this.log.warn({ err: String(e) }, 'datapath counters are not readable');
     }
     return this.reader;
+  }
+
+  qosStatus(): Promise<QosStatus> {
+    if (this.host.qosStatus === undefined) throw new Error('this host agent has no QoS');
+    return this.host.qosStatus();
   }
 
   async counters(): Promise<CounterSnapshot> {

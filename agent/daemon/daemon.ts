@@ -7,6 +7,7 @@
 // Stop (SIGTERM): the socket goes first (no new work), in-flight calls get a short grace, the
 // backend releases its handles; the datapath is left running as it is.
 
+import { registerQosMetrics } from '../metrics/qos.js';
 import type { Logger } from 'pino';
 import { ApiServer } from '../api/server.js';
 import { PolicyStore } from '../api/store.js';
@@ -117,6 +118,7 @@ export class Daemon {
     ref.metrics = metrics;
     registerAclMetrics(metrics.registry);
     registerSteeringMetrics(metrics.registry, () => backend.steering?.());
+    registerQosMetrics(metrics.registry, async () => backend.qosStatus?.());
     const m = metrics;
     const metering = await MeterLedger.open({
       hostName: config.hostName,

@@ -94,6 +94,8 @@ import {
   type MigrationPlan,
 } from './migrate.js';
 import { checkPinnedMaps, preparePinRoot, type PinnedMapsReport } from './pins.js';
+import { compileQos, type QosPlan } from '../compiler/qos.js';
+import { QosManager, type QosApplyReport, type QosStatus } from './qos.js';
 import {
   abortRecordsResize,
   beginRecordsResize,
@@ -168,6 +170,8 @@ export interface ApplyReport {
   readonly underlay: UnderlayStatus;
   /** Underlay entries deleted because no record names their PA any more. */
   readonly underlayPruned: number;
+  /** tc commands and QoS map writes this apply made (agent/host/qos.ts). */
+  readonly qos: QosApplyReport;
   readonly durationMs: number;
 }
 
@@ -251,6 +255,8 @@ export class HostAgent {
   private localPas = new Set<string>();
   /** Counters of the old datapath already added to the new maps (a retried cutover). */
   private migrationBase: Map<string, Map<string, Buffer>> | undefined;
+  /** Uplink shaping and QoS maps (agent/host/qos.ts). */
+  readonly qos: QosManager;
 
   private constructor(
     opts: HostAgentOptions,
@@ -272,6 +278,7 @@ export class HostAgent {
     this.runner =
       opts.runner ?? commandRunner(opts.netns === undefined ? {} : { netns: opts.netns });
     this.specs = opts.attachments ?? ATTACHMENTS;
+    this.qos = new QosManager({ pinRoot: this.pinRoot, runner: this.runner, logger: this.log });
   }
 
   /**
@@ -492,6 +499,13 @@ export class HostAgent {
       this.log.warn({ host: this.hostName, ...errFields(e) }, 'policy rejected for this host');
       throw e;
     }
+    let qosPlan: QosPlan;
+    try {
+      qosPlan = compileQos(policy, this.hostName, interfaces);
+    } catch (e) {
+      this.log.warn({ host: this.hostName, ...errFields(e) }, 'QoS policy rejected for this host');
+      throw e;
+    }
     const desired = this.desiredAttachments(policy, interfaces);
     for (const pa of policy.providerAddresses) {
       if (pa.host !== this.hostName) continue;
@@ -555,6 +569,7 @@ export class HostAgent {
     const detached = this.links.removeExcept(keep);
     const underlayPruned = await this.underlay.prune();
     this.applySteering(policy, steering, interfaces);
+    const qos = await this.qos.apply(qosPlan, interfaces.keys());
     this.policyApplied = true;
     if (settleError !== undefined || result === undefined) throw settleError;
     const report: ApplyReport = {
@@ -564,6 +579,7 @@ export class HostAgent {
       detached,
       underlay,
       underlayPruned,
+      qos,
       durationMs: Date.now() - started,
     };
     this.log.info(
@@ -662,9 +678,16 @@ export class HostAgent {
         detached: [],
         underlay: this.underlay.status(),
         underlayPruned: 0,
+        // Records carry no QoS: the delta touches neither tc nor the QoS maps.
+        qos: { tc: [], mapWrites: 0, mapDeletes: 0 },
         durationMs: Date.now() - started,
       };
     });
+  }
+
+  /** QoS state: kernel capabilities, HTB classes with statistics, per-port QoS counters. */
+  qosStatus(): Promise<QosStatus> {
+    return this.qos.status();
   }
 
   /** The older datapath the next applyPolicy migrates from (its pin root), if any. */

@@ -74,6 +74,16 @@ export const REBUILT_MAPS: readonly MapName[] = [
   // Receive steering: written by the steering controller from the policy at the same apply.
   'tenet_steer',
   'tenet_cpumap',
+  // QoS configuration: written by the QoS stage of the same apply (agent/host/qos.ts), just after
+  // the cutover; until then the new programs classify nothing (HTB's default class) and police
+  // nothing, for the milliseconds between the link switch and that write.
+  'tenet_qos_ports',
+  'tenet_qos_cls',
+  'tenet_qos_tcaps',
+  // Port ACL rule sets: written by the ACL writer (agent/reconciler/acl.ts) at the same apply.
+  'tenet_acl_ports',
+  'tenet_acl_field',
+  'tenet_acl_rules',
 ];
 
 /** Maps holding nothing that outlives a packet (or a debug slot). */
@@ -81,6 +91,7 @@ export const TRANSIENT_MAPS: readonly MapName[] = [
   'tenet_events',
   'tenet_scratch',
   'tenet_redir_dbg',
+  'tenet_acl_scr',
 ];
 
 const copy = (b: Buffer): Buffer => Buffer.from(b);
@@ -102,9 +113,21 @@ function sameLayout(name: MapName): MapMigration {
  */
 export const COUNTER_MIGRATIONS: Readonly<Partial<Record<MapName, readonly MapMigration[]>>> = {
   tenet_port_ctrs: [sameLayout('tenet_port_ctrs')],
+  tenet_qos_ctrs: [sameLayout('tenet_qos_ctrs')],
+  // Policer state (one theoretical arrival time per bucket): the new map starts empty, so step 2
+  // copies it; step 4 adds the old programs' advance once more, which can only move a bucket's
+  // time later (less credit), never grant extra credit across an upgrade.
+  tenet_qos_bkts: [sameLayout('tenet_qos_bkts')],
   tenet_drop_ctrs: [sameLayout('tenet_drop_ctrs')],
   tenet_meter_ctr: [sameLayout('tenet_meter_ctr')],
   tenet_steer_cnt: [sameLayout('tenet_steer_cnt')],
+  tenet_acl_rctrs: [sameLayout('tenet_acl_rctrs')],
+  tenet_acl_stats: [sameLayout('tenet_acl_stats')],
+  // Connection tracking and first-fragment verdicts: copied (step 2), so established flows keep
+  // their return traffic across an upgrade; step 4 adds the old programs' advance to each word,
+  // which moves a last-seen time later (a flow expires a little later), never earlier.
+  tenet_acl_ct: [sameLayout('tenet_acl_ct')],
+  tenet_acl_frags: [sameLayout('tenet_acl_frags')],
   tenet_vsid_ctrs: [
     sameLayout('tenet_vsid_ctrs'),
     {

@@ -6,3 +6,4 @@ export * from './tables.js';
 export * from './acl.js';
 export * from './meter.js';
 export * from './steer.js';
+export * from './qos.js';

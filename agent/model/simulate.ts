@@ -578,7 +578,6 @@ function ipFromVm(
   if (rec.flags & RECORD_GATEWAY) return drop('dst_is_gateway');
   const aclOut = aclStage(lk.acl, 'outbound', f, l3.off, l3.family, ifindex, vsid);
   if (aclOut) return drop(aclOut);
-  lk.meter(ifindex, DIR_OUTBOUND, l3.dst, f.length);
 
   if (port.mtu && l3.len > port.mtu) {
     if (l3.family === AF_IPV4) {
@@ -605,9 +604,11 @@ function ipFromVm(
   if (rec.flags & RECORD_LOCAL) {
     const aclIn = aclStage(lk.acl, 'inbound', out, l3.off, l3.family, rec.ifindex, port.vsid);
     if (aclIn) return drop(aclIn);
+    lk.meter(ifindex, DIR_OUTBOUND, l3.dst, f.length);
     lk.meter(rec.ifindex, DIR_INBOUND, l3.src, out.length);
     return redirect(rec.ifindex, out);
   }
+  lk.meter(ifindex, DIR_OUTBOUND, l3.dst, f.length);
 
   const lpa = lk.localPa(port.pa);
   if (!lpa) return drop('encap_no_local_pa');

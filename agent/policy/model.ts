@@ -20,6 +20,10 @@ export function gatewayMac(vsid: number): Uint8Array {
   return Uint8Array.of(0x02, 0x74, 0x6e, (vsid >>> 16) & 0xff, (vsid >>> 8) & 0xff, vsid & 0xff);
 }
 
+import type { PortQos, TenantQos, Uplink } from './model-qos.js';
+
+export type * from './model-qos.js';
+
 /** Linux IFNAMSIZ - 1. */
 export const IFNAME_MAX = 15;
 
@@ -150,6 +154,9 @@ export interface PolicyDocument {
   readonly customerRoutes: readonly CustomerRoute[];
   readonly portAcls: readonly PortAcl[];
   readonly portSteering: readonly PortSteering[];
+  readonly uplinks: readonly Uplink[];
+  readonly portQos: readonly PortQos[];
+  readonly tenantQos: readonly TenantQos[];
 }
 
 declare const validated: unique symbol;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { parseIp, parseMac, parsePrefix, type Parsed } from './addr.js';
 import { portSteering } from './schema-steering.js';
 import { IFNAME_MAX, VSID_MAX, VSID_MIN, type PolicyDocument } from './model.js';
+import { portQosSchema, tenantQosSchema, uplinkSchema } from './schema-qos.js';
 
 /** A string field checked and canonicalised by one of the address parsers. */
 function formatted(parse: (text: string) => Parsed<{ text: string }>) {
@@ -182,6 +183,9 @@ export const policySchema = z.strictObject({
   customerRoutes: z.array(customerRoute).default([]),
   portAcls: z.array(portAcl).default([]),
   portSteering: z.array(portSteering).default([]),
+  uplinks: z.array(uplinkSchema).default([]),
+  portQos: z.array(portQosSchema).default([]),
+  tenantQos: z.array(tenantQosSchema).default([]),
 });
 
 // The schema's output is the model's document type (checked here, at compile time).

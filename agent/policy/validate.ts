@@ -18,6 +18,7 @@ import type { PolicyIssue } from './errors.js';
 import { validateAcls } from './validate-acl.js';
 import { validateMeters } from './validate-meter.js';
 import { validateSteering } from './validate-steering.js';
+import { validateQos } from './validate-qos.js';
 import {
   gatewayMac,
   type LookupRecord,
@@ -480,5 +481,6 @@ export function validatePolicy(doc: PolicyDocument): PolicyIssue[] {
   issues.push(...validateAcls(doc));
   issues.push(...validateMeters(doc));
   issues.push(...validateSteering(doc));
+  issues.push(...validateQos(doc));
   return issues;
 }

@@ -169,6 +169,16 @@ enum tenet_drop_reason {
 	 * L4 header cut off, or a rule set missing an entry (fail closed).
 	 */
 	TENET_DROP_ACL_UNCLASSIFIABLE = 58,
+
+	/* QoS (lib/qos.h) */
+
+	/* Over the inbound cap of the destination port (its token bucket is empty). */
+	TENET_DROP_QOS_POLICED = 59,
+	/*
+	 * Over an outbound cap that is policed: the source port's on host-local VM-to-VM traffic,
+	 * or its tenant's cap on the destination's class.
+	 */
+	TENET_DROP_QOS_POLICED_LOCAL = 60,
 	/* Append new reasons here, with the next number. Never renumber or reuse. */
 };
 

@@ -132,5 +132,31 @@
  * distribution kernels build with NR_CPUS >= 256 (Debian: 8192).
  */
 #define TENET_CPUMAP_MAX 256
+/* QoS (abi/qos.h, lib/qos.h); no generations. */
+
+/* Hash: __u32 ifindex of a VM port -> struct tenet_qos_port. */
+#define TENET_MAP_QOS_PORTS tenet_qos_ports
+#define TENET_QOS_PORTS_MAX TENET_PORTS_MAX
+
+/* LPM trie: struct tenet_qos_class_key -> struct tenet_qos_class. */
+#define TENET_MAP_QOS_CLASSES tenet_qos_cls
+/* Destination-class prefixes of all ports of one host. */
+#define TENET_QOS_CLASSES_MAX 16384
+
+/* Hash: __u32 tenant bucket id -> struct tenet_qos_rate (tenant class caps). */
+#define TENET_MAP_QOS_TENANT_CAPS tenet_qos_tcaps
+#define TENET_QOS_TENANT_CAPS_MAX 4096
+
+/* Hash: struct tenet_port_key -> struct tenet_qos_bucket. */
+#define TENET_MAP_QOS_BUCKETS tenet_qos_bkts
+/* Two buckets (inbound, local outbound) per port, and the tenant class caps'. */
+#define TENET_QOS_BUCKETS_MAX (2 * TENET_PORTS_MAX + TENET_QOS_TENANT_CAPS_MAX)
+
+/* Per-CPU hash: struct tenet_port_key -> struct tenet_qos_counters. */
+#define TENET_MAP_QOS_COUNTERS tenet_qos_ctrs
+#define TENET_QOS_COUNTERS_MAX (2 * TENET_PORTS_MAX)
+
+/* Per-CPU array, one slot: __u32 0 -> struct tenet_qos_scratch. */
+#define TENET_MAP_QOS_SCRATCH tenet_qos_scr
 
 #endif /* TENET_ABI_MAPS_H */

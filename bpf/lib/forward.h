@@ -36,6 +36,7 @@
 #include "lib/meter.h"
 #include "lib/nvgre.h"
 #include "lib/parse.h"
+#include "lib/qos.h"
 #include "lib/redirect.h"
 #include "lib/route.h"
 
@@ -94,6 +95,10 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 	rec = tenet_record_get(gen, port->vsid, l3->family, l3->saddr);
 	if (!rec || !(rec->flags & TENET_RECORD_LOCAL) || rec->ifindex != ctx->ifindex)
 		return -TENET_DROP_IP_SRC_SPOOF;
+	/* QoS of the source port: HTB class for the uplink, tenant caps (lib/qos.h). */
+	ret = tenet_qos_outbound(ctx, l3);
+	if (ret < 0)
+		return ret;
 
 	if ((void *)(eth + 1) > ctx->data_end)
 		return -TENET_DROP_ETH_TRUNCATED;
@@ -125,8 +130,6 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 	ret = tenet_acl(ctx, l3->off, l3->family, ctx->ifindex, TENET_ACL_OUT, vsid);
 	if (ret < 0)
 		return ret;
-	/* Outbound meter of the source port: what the outbound ACL let out (lib/meter.h). */
-	tenet_meter(gen, ctx->ifindex, TENET_DIR_RX, l3->family, l3->daddr, ctx->len);
 
 	ret = tenet_mtu_check(ctx, pkt, l3, port, vsub);
 	if (ret)
@@ -137,13 +140,20 @@ static __always_inline int tenet_ip_from_vm(struct tenet_ctx *ctx, const struct 
 			return ret;
 	}
 	if (rec->flags & TENET_RECORD_LOCAL) {
-		/* Inbound stages of the destination port (ACL, then meter): before delivery. */
+		/* Inbound stages of the destination port (ACL, QoS, meter): before delivery. */
 		ret = tenet_acl(ctx, l3->off, l3->family, rec->ifindex, TENET_ACL_IN, port->vsid);
 		if (ret < 0)
 			return ret;
+		ret = tenet_qos_local(ctx, rec->ifindex);
+		if (ret < 0)
+			return ret;
+		/* Metered last (lib/meter.h): only what leaves one port and reaches the other. */
+		tenet_meter(gen, ctx->ifindex, TENET_DIR_RX, l3->family, l3->daddr, ctx->len);
 		tenet_meter(gen, rec->ifindex, TENET_DIR_TX, l3->family, l3->saddr, ctx->len);
 		return tenet_redirect(rec->ifindex);
 	}
+	/* Outbound meter of the source port: what ACL, QoS and the MTU let out (lib/meter.h). */
+	tenet_meter(gen, ctx->ifindex, TENET_DIR_RX, l3->family, l3->daddr, ctx->len);
 	return tenet_nvgre_encap(ctx, pkt, l3, gen, port, rec, vsid);
 }
 

@@ -48,6 +48,7 @@
 #include "lib/l3.h"
 #include "lib/meter.h"
 #include "lib/parse.h"
+#include "lib/qos.h"
 #include "lib/redirect.h"
 #include "lib/tables.h"
 
@@ -335,6 +336,9 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 		return -TENET_DROP_DECAP_FAILED;
 	tenet_ctx_reload(ctx);
 
+	ret = tenet_qos_inbound(ctx, dst->ifindex);
+	if (ret < 0)
+		return ret;
 	tenet_count_vsid(vsid, 1, ctx->len);
 	{
 		struct tenet_ctx out = *ctx;
@@ -343,7 +347,7 @@ static __always_inline int tenet_nvgre_decap(struct tenet_ctx *ctx, const struct
 		out.direction = TENET_DIR_TX;
 		tenet_count_port(&out);
 	}
-	/* Inbound stages of the destination port (ACL, meter, QoS): before delivery. */
+	/* Inbound meter of the destination port, last: what is delivered (lib/meter.h). */
 	tenet_meter(gen, dst->ifindex, TENET_DIR_TX, in.family, in.saddr, ctx->len);
 	return tenet_redirect(dst->ifindex);
 }

@@ -9,6 +9,7 @@ import { restart } from './restart.js';
 import { aclSection } from './acl.js';
 import { meteringSection } from './metering.js';
 import { steeringSection } from './steering.js';
+import { qosSection } from './qos.js';
 
 export const SECTIONS: ReadonlyArray<readonly [key: string, run: Section]> = [
   ['per_packet', perPacket],
@@ -18,4 +19,5 @@ export const SECTIONS: ReadonlyArray<readonly [key: string, run: Section]> = [
   ['acl', aclSection],
   ['metering', meteringSection],
   ['steering', steeringSection],
+  ['qos', qosSection],
 ];

@@ -993,6 +993,9 @@ describe('policy validation', () => {
       customerRoutes: [],
       portAcls: [],
       portSteering: [],
+      uplinks: [],
+      portQos: [],
+      tenantQos: [],
     });
   });
 

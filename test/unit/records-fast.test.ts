@@ -66,6 +66,9 @@ const BASE: PolicyDocument = {
   customerRoutes: [{ routingDomain: 'blue', prefix: '198.19.200.0/24', nextHop: '198.19.1.20' }],
   portAcls: [],
   portSteering: [],
+  uplinks: [],
+  portQos: [],
+  tenantQos: [],
 };
 
 const FACTS = {
