@@ -128,7 +128,6 @@ struct tenet_qos_scratch {
 	struct tenet_port_key counter_key;
 	struct tenet_port_key bucket_key;
 };
-_Static_assert(sizeof(struct tenet_qos_scratch) == 88,
-	       "struct tenet_qos_scratch is ABI: 88 bytes");
+_Static_assert(sizeof(struct tenet_qos_scratch) == 88, "struct tenet_qos_scratch is ABI: 88 bytes");
 
 #endif /* TENET_ABI_QOS_H */
