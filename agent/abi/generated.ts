@@ -1670,49 +1670,39 @@ export const QosRateCodec: StructCodec<QosRate> = defineStruct<QosRate>({
   },
 });
 
-/** struct tenet_qos_scratch: 88 bytes. */
+/** struct tenet_qos_scratch: 48 bytes. */
 export interface QosScratch {
-  /** struct tenet_qos_counters at 0 */
-  zero_counters: QosCounters;
-  /** struct tenet_qos_bucket at 32 */
-  zero_bucket: QosBucket;
-  /** struct tenet_qos_class_key at 40 */
+  /** struct tenet_qos_class_key at 0 */
   class_key: QosClassKey;
-  /** struct tenet_port_key at 72 */
+  /** struct tenet_port_key at 32 */
   counter_key: PortKey;
-  /** struct tenet_port_key at 80 */
+  /** struct tenet_port_key at 40 */
   bucket_key: PortKey;
 }
 
-export const QOS_SCRATCH_SIZE = 88;
+export const QOS_SCRATCH_SIZE = 48;
 
 export const QosScratchLayout = {
-  zero_counters: { offset: 0, size: 32 },
-  zero_bucket: { offset: 32, size: 8 },
-  class_key: { offset: 40, size: 28 },
-  pad: { offset: 68, size: 4 },
-  counter_key: { offset: 72, size: 8 },
-  bucket_key: { offset: 80, size: 8 },
+  class_key: { offset: 0, size: 28 },
+  pad: { offset: 28, size: 4 },
+  counter_key: { offset: 32, size: 8 },
+  bucket_key: { offset: 40, size: 8 },
 } as const satisfies Record<string, FieldLayout>;
 
 export const QosScratchCodec: StructCodec<QosScratch> = defineStruct<QosScratch>({
   name: 'tenet_qos_scratch',
-  size: 88,
+  size: 48,
   write(v, o, x) {
-    QosCountersCodec.write(v, o, x.zero_counters);
-    QosBucketCodec.write(v, o + 32, x.zero_bucket);
-    QosClassKeyCodec.write(v, o + 40, x.class_key);
-    putZero(v, o + 68, 4);
-    PortKeyCodec.write(v, o + 72, x.counter_key);
-    PortKeyCodec.write(v, o + 80, x.bucket_key);
+    QosClassKeyCodec.write(v, o, x.class_key);
+    putZero(v, o + 28, 4);
+    PortKeyCodec.write(v, o + 32, x.counter_key);
+    PortKeyCodec.write(v, o + 40, x.bucket_key);
   },
   read(v, o) {
     return {
-      zero_counters: QosCountersCodec.read(v, o),
-      zero_bucket: QosBucketCodec.read(v, o + 32),
-      class_key: QosClassKeyCodec.read(v, o + 40),
-      counter_key: PortKeyCodec.read(v, o + 72),
-      bucket_key: PortKeyCodec.read(v, o + 80),
+      class_key: QosClassKeyCodec.read(v, o),
+      counter_key: PortKeyCodec.read(v, o + 32),
+      bucket_key: PortKeyCodec.read(v, o + 40),
     };
   },
 });
@@ -2117,6 +2107,31 @@ export const VsubnetEntryCodec: StructCodec<VsubnetEntry> = defineStruct<Vsubnet
   },
 });
 
+/** struct tenet_zero: 64 bytes. */
+export interface Zero {
+  /** __u8[64] at 0 */
+  bytes: Uint8Array;
+}
+
+export const ZERO_SIZE = 64;
+
+export const ZeroLayout = {
+  bytes: { offset: 0, size: 64 },
+} as const satisfies Record<string, FieldLayout>;
+
+export const ZeroCodec: StructCodec<Zero> = defineStruct<Zero>({
+  name: 'tenet_zero',
+  size: 64,
+  write(v, o, x) {
+    putBytes(v, o, 64, x.bytes, 'tenet_zero.bytes');
+  },
+  read(v, o) {
+    return {
+      bytes: getBytes(v, o, 64),
+    };
+  },
+});
+
 /** Every map of the objects, by name. */
 export const Maps = {
   tenet_acl_ct: {
@@ -2439,10 +2454,10 @@ export const Maps = {
     type: 'percpu_array',
     typeId: 6,
     keySize: 4,
-    valueSize: 88,
+    valueSize: 48,
     maxEntries: 1,
     flags: 0,
-    pinning: 'none',
+    pinning: 'by_name',
     perCpu: true,
     key: U32,
     value: QosScratchCodec,
@@ -2599,6 +2614,21 @@ export const Maps = {
     inner: null,
     objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
   } satisfies MapDescriptor<number, VsubnetEntry>,
+  tenet_zero: {
+    name: 'tenet_zero',
+    type: 'array',
+    typeId: 2,
+    keySize: 4,
+    valueSize: 64,
+    maxEntries: 1,
+    flags: 0,
+    pinning: 'by_name',
+    perCpu: false,
+    key: U32,
+    value: ZeroCodec,
+    inner: null,
+    objects: ['tenet_port', 'tenet_tc', 'tenet_xdp'],
+  } satisfies MapDescriptor<number, Zero>,
 } as const;
 export type MapName = keyof typeof Maps;
 
@@ -2609,7 +2639,7 @@ export const Objects = {
     programs: {
       tenet_port_ingress: { name: 'tenet_port_ingress', section: 'tc' },
     },
-    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets', 'tenet_zero'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -2627,7 +2657,7 @@ export const Objects = {
       tenet_tc_rx: { name: 'tenet_tc_rx', section: 'tc' },
       tenet_tc_tx: { name: 'tenet_tc_tx', section: 'tc' },
     },
-    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets', 'tenet_zero'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',
@@ -2645,7 +2675,7 @@ export const Objects = {
       tenet_xdp_cpu: { name: 'tenet_xdp_cpu', section: 'xdp/cpumap' },
       tenet_xdp_rx: { name: 'tenet_xdp_rx', section: 'xdp' },
     },
-    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_cpumap', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_steer', 'tenet_steer_cnt', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets'],
+    maps: ['tenet_acl_ct', 'tenet_acl_field', 'tenet_acl_frags', 'tenet_acl_ports', 'tenet_acl_rctrs', 'tenet_acl_rules', 'tenet_acl_scr', 'tenet_acl_stats', 'tenet_cpumap', 'tenet_drop_ctrs', 'tenet_events', 'tenet_gen', 'tenet_local_pas', 'tenet_meter_cls', 'tenet_meter_ctr', 'tenet_port_ctrs', 'tenet_ports', 'tenet_qos_bkts', 'tenet_qos_cls', 'tenet_qos_ctrs', 'tenet_qos_ports', 'tenet_qos_scr', 'tenet_qos_tcaps', 'tenet_records', 'tenet_redir_dbg', 'tenet_routes', 'tenet_scratch', 'tenet_steer', 'tenet_steer_cnt', 'tenet_underlay', 'tenet_vsid_ctrs', 'tenet_vsubnets', 'tenet_zero'],
     knobs: {
       tenet_cfg_drop_events: {
         name: 'tenet_cfg_drop_events',

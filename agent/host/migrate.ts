@@ -92,6 +92,9 @@ export const TRANSIENT_MAPS: readonly MapName[] = [
   'tenet_scratch',
   'tenet_redir_dbg',
   'tenet_acl_scr',
+  'tenet_qos_scr',
+  // Zeroes, never written.
+  'tenet_zero',
 ];
 
 const copy = (b: Buffer): Buffer => Buffer.from(b);

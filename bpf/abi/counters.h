@@ -38,4 +38,14 @@ struct tenet_counter {
 };
 _Static_assert(sizeof(struct tenet_counter) == 16, "struct tenet_counter is ABI: 16 bytes");
 
+/*
+ * Zeroes: the first value of a new counter or state entry (per-CPU counters, QoS buckets), read
+ * from a map so that no stage spends the port program's 512-byte stack on a zeroed struct. Sized
+ * for the largest such value, with room to grow.
+ */
+struct tenet_zero {
+	__u8 bytes[64];
+};
+_Static_assert(sizeof(struct tenet_zero) == 64, "struct tenet_zero is ABI: 64 bytes");
+
 #endif /* TENET_ABI_COUNTERS_H */

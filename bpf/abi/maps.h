@@ -23,6 +23,9 @@
  */
 #define TENET_DROP_REASON_SLOTS 64
 
+/* Array, one slot: __u32 0 -> struct tenet_zero (lib/counters.h); never written. */
+#define TENET_MAP_ZERO tenet_zero
+
 /* Ring buffer of struct tenet_event_record (lib/events.h). */
 #define TENET_MAP_EVENTS tenet_events
 /* Bytes: a power of two, a multiple of the page size. 2730 drop events of 88 + 8 bytes. */

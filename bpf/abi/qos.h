@@ -116,18 +116,15 @@ _Static_assert(sizeof(struct tenet_qos_counters) == 32,
 	       "struct tenet_qos_counters is ABI: 32 bytes");
 
 /*
- * Per-CPU working space of the QoS stage, so that its keys and first values do not take the
- * port program's stack (shared by the ACL, metering and QoS stages and close to the 512-byte
- * limit). The zero members are never written: they are the first value of a new entry.
+ * Per-CPU working space of the QoS stage: its map keys, so that they do not take the port
+ * program's stack (shared by the ACL, metering and QoS stages and close to the 512-byte limit).
  */
 struct tenet_qos_scratch {
-	struct tenet_qos_counters zero_counters;
-	struct tenet_qos_bucket zero_bucket;
 	struct tenet_qos_class_key class_key;
 	__u8 pad[4];
 	struct tenet_port_key counter_key;
 	struct tenet_port_key bucket_key;
 };
-_Static_assert(sizeof(struct tenet_qos_scratch) == 88, "struct tenet_qos_scratch is ABI: 88 bytes");
+_Static_assert(sizeof(struct tenet_qos_scratch) == 48, "struct tenet_qos_scratch is ABI: 48 bytes");
 
 #endif /* TENET_ABI_QOS_H */

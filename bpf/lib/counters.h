@@ -45,6 +45,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } TENET_MAP_DROP_COUNTERS SEC(".maps");
 
+/*
+ * Zeroes. Key: __u32 0. Value: struct tenet_zero. Written by nobody (created zeroed); read by the
+ * datapath as the first value of a new counter or bucket entry (tenet_zero_get()), which keeps
+ * zeroed structs off the stack. An array of one: always present.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tenet_zero);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} TENET_MAP_ZERO SEC(".maps");
+
+/* The zero value (never NULL in practice: the array's one slot always exists). */
+static __always_inline const void *tenet_zero_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&TENET_MAP_ZERO, &zero);
+}
+
 static __always_inline void tenet_counter_add(struct tenet_counter *c, __u64 bytes)
 {
 	c->packets++;

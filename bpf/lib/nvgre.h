@@ -78,12 +78,18 @@ struct tenet_nvgre_outer {
 /* Adds one packet of len bytes to the VSID's encap (decap = 0) or decap counters. */
 static __always_inline void tenet_count_vsid(__u32 vsid, int decap, __u32 len)
 {
-	struct tenet_vsid_counters *c, first = {};
+	struct tenet_vsid_counters *c;
 
 	c = bpf_map_lookup_elem(&TENET_MAP_VSID_COUNTERS, &vsid);
 	if (!c) {
+		const void *zero = tenet_zero_get();
+
+		if (!zero)
+			return;
+		_Static_assert(sizeof(struct tenet_vsid_counters) <= sizeof(struct tenet_zero),
+			       "tenet_zero must cover a VSID counter");
 		/* Sets this CPU's copy and zeroes the others; another CPU may win the race. */
-		bpf_map_update_elem(&TENET_MAP_VSID_COUNTERS, &vsid, &first, BPF_NOEXIST);
+		bpf_map_update_elem(&TENET_MAP_VSID_COUNTERS, &vsid, zero, BPF_NOEXIST);
 		c = bpf_map_lookup_elem(&TENET_MAP_VSID_COUNTERS, &vsid);
 		if (!c)
 			return;

@@ -31,6 +31,7 @@
 #include "abi/maps.h"
 #include "abi/policy.h"
 #include "abi/qos.h"
+#include "lib/counters.h"
 #include "lib/ctx.h"
 #include "lib/l3.h"
 
@@ -113,6 +114,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tenet_qos_scratch);
 	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } TENET_MAP_QOS_SCRATCH SEC(".maps");
 
 static __always_inline struct tenet_qos_scratch *tenet_qos_scratch(void)
@@ -136,7 +138,11 @@ static __always_inline void tenet_qos_count(__u32 ifindex, __u8 direction, int d
 	__builtin_memset(key->pad, 0, sizeof(key->pad));
 	c = bpf_map_lookup_elem(&TENET_MAP_QOS_COUNTERS, key);
 	if (!c) {
-		bpf_map_update_elem(&TENET_MAP_QOS_COUNTERS, key, &scr->zero_counters, BPF_NOEXIST);
+		const void *zero = tenet_zero_get();
+
+		if (!zero)
+			return;
+		bpf_map_update_elem(&TENET_MAP_QOS_COUNTERS, key, zero, BPF_NOEXIST);
 		c = bpf_map_lookup_elem(&TENET_MAP_QOS_COUNTERS, key);
 		if (!c)
 			return;
@@ -187,7 +193,11 @@ static __always_inline int tenet_qos_take(__u32 ifindex, __u8 direction,
 	__builtin_memset(key->pad, 0, sizeof(key->pad));
 	b = bpf_map_lookup_elem(&TENET_MAP_QOS_BUCKETS, key);
 	if (!b) {
-		bpf_map_update_elem(&TENET_MAP_QOS_BUCKETS, key, &scr->zero_bucket, BPF_NOEXIST);
+		const void *zero = tenet_zero_get();
+
+		if (!zero)
+			return 1;
+		bpf_map_update_elem(&TENET_MAP_QOS_BUCKETS, key, zero, BPF_NOEXIST);
 		b = bpf_map_lookup_elem(&TENET_MAP_QOS_BUCKETS, key);
 		if (!b)
 			return 1; /* the map is full: fail open, QoS is not a security control */

@@ -427,6 +427,7 @@ describe('product objects', () => {
         'tenet_underlay',
         'tenet_vsid_ctrs',
         'tenet_vsubnets',
+        'tenet_zero',
       ]);
       for (const [name, def] of maps) {
         const d = abi.Maps[name as abi.MapName];
