@@ -87,7 +87,15 @@ describePrivileged('QoS end to end (iperf3 on a two-host lab)', () => {
     const seconds = cap === 10 ? 4 : MEASURE_S;
     it(`an outbound cap of ${cap} Mbit/s holds within 5% for TCP and UDP`, async () => {
       await apply([{ port: 'q1', maximum: { outbound: { mbps: cap } } }], 10_000);
-      const [tcp] = await runStreams(vm('sink'), [{ from: vm('q1'), port: 5201 }], seconds);
+      let [tcp] = await runStreams(vm('sink'), [{ from: vm('q1'), port: 5201 }], seconds);
+      // A TCP sender starved of CPU by the test files running beside this one (CI runs two at a
+      // time on two cores) falls short of a cap it would fill on its own: one longer second
+      // measurement then decides. Never above the cap is asserted on every measurement.
+      const tcpIpOf = (bps: number): number => (bps * 1458) / 1406;
+      expect(tcpIpOf(tcp!.receivedBps)).toBeLessThanOrEqual(cap * 1e6 * 1.05);
+      if (tcpIpOf(tcp!.receivedBps) < cap * 1e6 * 0.95) {
+        [tcp] = await runStreams(vm('sink'), [{ from: vm('q1'), port: 5201 }], seconds * 2);
+      }
       const [udp] = await runStreams(
         vm('sink'),
         [
@@ -104,7 +112,7 @@ describePrivileged('QoS end to end (iperf3 on a two-host lab)', () => {
       // Caps count the VM's IP bytes; iperf3 reports payload. Full-size TCP segments carry
       // 1458 - 20 (IP) - 32 (TCP with timestamps) = 1406 payload bytes; UDP datagrams of 1400
       // bytes are 1428-byte IP packets. The IP rate is the payload rate times that ratio.
-      const tcpIp = (tcp!.receivedBps * 1458) / 1406;
+      const tcpIp = tcpIpOf(tcp!.receivedBps);
       const udpIp = (udp!.receivedBps * 1428) / 1400;
       report[`cap${cap}`] = {
         tcpGoodputMbps: mbit(tcp!.receivedBps),
