@@ -4,6 +4,7 @@
 
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { demoPolicyText, rejection, startTestApi, type TestApi } from './helpers.js';
 
 let api: TestApi;
@@ -81,6 +82,50 @@ describe('QosService', () => {
     expect(BigInt(v2)).toBe(BigInt(v) + 1n);
     const missing = await rejection(qos('DeletePortQos', { port: 'red-vm1' }));
     expect(status[missing.code]).toBe('NOT_FOUND');
+  });
+
+  it('a structured Policy carries uplinks, port QoS and tenant QoS (Apply)', async () => {
+    const doc = parseYaml(demoPolicyText()) as Record<string, unknown>;
+    // The proto form: caps as maximum_outbound/maximum_inbound messages, burst in burst_kib.
+    doc.uplinks = [
+      { host: 'hv1', interface: 'eth0', capacityMbps: 1000, defaultBucket: { weight: 2 } },
+    ];
+    doc.portQos = [
+      {
+        port: 'blue-vm1',
+        maximumOutbound: { mbps: 100 },
+        maximumInbound: { mbps: 50, burstKib: 512 },
+        minimum: { weight: 3 },
+      },
+    ];
+    doc.tenantQos = [
+      {
+        routingDomain: 'blue',
+        classCaps: [{ name: 'internet', remotePrefixes: ['0.0.0.0/0'], mbps: 20, burstKib: 1024 }],
+      },
+    ];
+    await api.client.policy('Apply', { policy: doc });
+    const p = api.store.policy;
+    expect(p?.uplinks).toEqual([
+      { host: 'hv1', interface: 'eth0', capacityMbps: 1000, defaultBucket: { weight: 2 } },
+    ]);
+    expect(p?.portQos).toEqual([
+      {
+        port: 'blue-vm1',
+        maximum: { outbound: { mbps: 100 }, inbound: { mbps: 50, burstKiB: 512 } },
+        minimum: { weight: 3 },
+      },
+    ]);
+    expect(p?.tenantQos).toEqual([
+      {
+        routingDomain: 'blue',
+        classCaps: [{ name: 'internet', remotePrefixes: ['0.0.0.0/0'], mbps: 20, burstKiB: 1024 }],
+      },
+    ]);
+    // The same document without QoS removes it (a whole-document Apply).
+    await api.client.policy('Apply', { text: demoPolicyText() });
+    expect(api.store.policy?.portQos).toEqual([]);
+    expect(api.store.policy?.tenantQos).toEqual([]);
   });
 
   it('GetQosStatus needs a datapath with QoS', async () => {
