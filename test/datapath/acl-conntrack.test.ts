@@ -114,16 +114,27 @@ describePrivileged('ACL conntrack: load-time size, LRU eviction counted', () => 
           )
           .build();
       const before = acl.snapshot();
-      // The newest flow is still tracked; the first one was evicted long ago.
+      // The newest flow is still tracked.
       expect(xdp.testRun({ data: reply(10000 + FLOWS - 1), dataOutSize: 512 }).retval).toBe(4);
-      expect(xdp.testRun({ data: reply(10000), dataOutSize: 512 }).retval).toBe(1);
+      // The oldest flows were evicted: the kernel's LRU is approximate (per-CPU free lists, and
+      // the test process may move between CPUs), so which old flow went is not fixed; of the
+      // first OLD flows, most are gone, and each reply is either tracked or treated as new
+      // traffic (denied inbound), never anything else.
+      const OLD = 64;
+      let denied = 0;
+      for (let i = 0; i < OLD; i++) {
+        const retval = xdp.testRun({ data: reply(10000 + i), dataOutSize: 512 }).retval;
+        expect([1, 4]).toContain(retval);
+        if (retval === 1) denied++;
+      }
+      expect(denied).toBeGreaterThan(OLD / 2);
       const s = acl.snapshot();
       expect(s.conntrack.capacity).toBe(SIZE);
       expect(s.conntrack.entries).toBeLessThanOrEqual(SIZE);
       expect(s.stats.ct_insert).toBe(BigInt(FLOWS));
       expect(Number(s.stats.ct_insert) - s.conntrack.entries).toBeGreaterThanOrEqual(FLOWS - SIZE);
-      expect(s.stats.ct_reply - before.stats.ct_reply).toBe(1n);
-      expect(s.stats.ct_miss - before.stats.ct_miss).toBe(1n);
+      expect(s.stats.ct_reply - before.stats.ct_reply).toBe(BigInt(1 + OLD - denied));
+      expect(s.stats.ct_miss - before.stats.ct_miss).toBe(BigInt(denied));
     } finally {
       port.close();
       xdp.close();
