@@ -2,10 +2,12 @@
 // over big-endian 32-bit words of the inner addresses, ports and protocol, then murmur3's fmix32,
 // low 8 bits.
 
-const FNV_BASIS = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
+/** FNV-1a's offset basis and prime (32-bit), shared with the steering hash (steer.ts). */
+export const FNV_BASIS = 0x811c9dc5;
+export const FNV_PRIME = 0x01000193;
 
-function fmix32(x: number): number {
+/** murmur3's 32-bit finaliser. */
+export function fmix32(x: number): number {
   let h = x >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b) >>> 0;

@@ -4,9 +4,7 @@
 // and the inner 5-tuple, so every frame of a flow lands on one CPU.
 
 import type { SteerModeName } from '../abi/generated.js';
-
-const FNV_BASIS = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
+import { FNV_BASIS, FNV_PRIME, fmix32 } from './flow-hash.js';
 
 export interface SteerFlow {
   /** 4 (IPv4) or 16 (IPv6) bytes. */
@@ -22,16 +20,6 @@ export interface SteerChoice {
   readonly mode: SteerModeName;
   readonly cpus: readonly number[];
   readonly seed: number;
-}
-
-function fmix32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 function words(b: Uint8Array): number[] {
