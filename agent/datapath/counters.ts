@@ -8,8 +8,8 @@ import {
   type PortKey,
   type VsidCounters,
 } from '../abi/generated.js';
-import { BpfMap, PerCpuTypedMap, sumPerCpu } from '../bpf/index.js';
-import { join } from 'node:path';
+import { sumPerCpu, type PerCpuTypedMap } from '../bpf/index.js';
+import { openPinnedPerCpu } from './pinned.js';
 
 export interface PortTraffic {
   ifindex: number;
@@ -39,21 +39,9 @@ export class CounterReader {
   private readonly vsids: PerCpuTypedMap<number, VsidCounters>;
 
   constructor(pinRoot: string) {
-    this.ports = new PerCpuTypedMap(
-      BpfMap.openPinned(join(pinRoot, Maps.tenet_port_ctrs.name)),
-      Maps.tenet_port_ctrs.key,
-      Maps.tenet_port_ctrs.value,
-    );
-    this.drops = new PerCpuTypedMap(
-      BpfMap.openPinned(join(pinRoot, Maps.tenet_drop_ctrs.name)),
-      Maps.tenet_drop_ctrs.key,
-      Maps.tenet_drop_ctrs.value,
-    );
-    this.vsids = new PerCpuTypedMap(
-      BpfMap.openPinned(join(pinRoot, Maps.tenet_vsid_ctrs.name)),
-      Maps.tenet_vsid_ctrs.key,
-      Maps.tenet_vsid_ctrs.value,
-    );
+    this.ports = openPinnedPerCpu(pinRoot, Maps.tenet_port_ctrs);
+    this.drops = openPinnedPerCpu(pinRoot, Maps.tenet_drop_ctrs);
+    this.vsids = openPinnedPerCpu(pinRoot, Maps.tenet_vsid_ctrs);
   }
 
   /** NVGRE traffic per virtual subnet: encapsulated towards and decapsulated from the underlay. */

@@ -18,9 +18,9 @@
 // loopback is the only device touched): fq (EDT pacing, not used by this HTB design but
 // reported), fq_codel (leaf qdisc).
 
-import { join } from 'node:path';
 import { Maps } from '../abi/generated.js';
-import { BpfMap, PerCpuTypedMap, TypedMap, sumPerCpu } from '../bpf/index.js';
+import { sumPerCpu } from '../bpf/index.js';
+import { openPinnedPerCpu, openPinnedTyped } from '../datapath/pinned.js';
 import {
   classidText,
   HTB_MAJOR,
@@ -414,32 +414,11 @@ export class QosManager {
   private applyMaps(plan: QosPlan): { writes: number; deletes: number } {
     let writes = 0;
     let deletes = 0;
-    const open = (name: string): BpfMap => BpfMap.openPinned(join(this.opts.pinRoot, name));
-    const ports = new TypedMap(
-      open(Maps.tenet_qos_ports.name),
-      Maps.tenet_qos_ports.key,
-      Maps.tenet_qos_ports.value,
-    );
-    const cls = new TypedMap(
-      open(Maps.tenet_qos_cls.name),
-      Maps.tenet_qos_cls.key,
-      Maps.tenet_qos_cls.value,
-    );
-    const bkts = new TypedMap(
-      open(Maps.tenet_qos_bkts.name),
-      Maps.tenet_qos_bkts.key,
-      Maps.tenet_qos_bkts.value,
-    );
-    const ctrs = new PerCpuTypedMap(
-      open(Maps.tenet_qos_ctrs.name),
-      Maps.tenet_qos_ctrs.key,
-      Maps.tenet_qos_ctrs.value,
-    );
-    const tcaps = new TypedMap(
-      open(Maps.tenet_qos_tcaps.name),
-      Maps.tenet_qos_tcaps.key,
-      Maps.tenet_qos_tcaps.value,
-    );
+    const ports = openPinnedTyped(this.opts.pinRoot, Maps.tenet_qos_ports);
+    const cls = openPinnedTyped(this.opts.pinRoot, Maps.tenet_qos_cls);
+    const bkts = openPinnedTyped(this.opts.pinRoot, Maps.tenet_qos_bkts);
+    const ctrs = openPinnedPerCpu(this.opts.pinRoot, Maps.tenet_qos_ctrs);
+    const tcaps = openPinnedTyped(this.opts.pinRoot, Maps.tenet_qos_tcaps);
     try {
       // Classes first, so a port flagged for classes finds them.
       const clsKey = (k: {
@@ -636,11 +615,7 @@ export interface QosPortCounters {
 
 /** The QoS stage's per-port counters, summed over CPUs. */
 export function readQosCounters(pinRoot: string): QosPortCounters[] {
-  const m = new PerCpuTypedMap(
-    BpfMap.openPinned(join(pinRoot, Maps.tenet_qos_ctrs.name)),
-    Maps.tenet_qos_ctrs.key,
-    Maps.tenet_qos_ctrs.value,
-  );
+  const m = openPinnedPerCpu(pinRoot, Maps.tenet_qos_ctrs);
   try {
     const out: QosPortCounters[] = [];
     for (const [k, v] of m.entries()) {

@@ -16,15 +16,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Maps, SteerMode, type SteerEntry } from '../abi/generated.js';
+import { openPinnedPerCpu } from '../datapath/pinned.js';
 import { U32 } from '../abi/codec.js';
-import {
-  BpfMap,
-  PerCpuTypedMap,
-  TypedMap,
-  isBpfError,
-  numPossibleCpus,
-  type BpfProgram,
-} from '../bpf/index.js';
+import type { PerCpuTypedMap } from '../bpf/index.js';
+import { BpfMap, TypedMap, isBpfError, numPossibleCpus, type BpfProgram } from '../bpf/index.js';
 import { parseCpuList, type CompiledSteering } from '../compiler/steering.js';
 import { errFields, silentLogger, type Logger } from '../host/log.js';
 import {
@@ -135,16 +130,8 @@ export class SteeringController {
     const open = (name: string) => BpfMap.openPinned(join(pinRoot, name));
     this.steer = new TypedMap(open(Maps.tenet_steer.name), U32, Maps.tenet_steer.value);
     this.cpumap = open(Maps.tenet_cpumap.name);
-    this.portCtrs = new PerCpuTypedMap(
-      open(Maps.tenet_port_ctrs.name),
-      Maps.tenet_port_ctrs.key,
-      Maps.tenet_port_ctrs.value,
-    );
-    this.steerCtrs = new PerCpuTypedMap(
-      open(Maps.tenet_steer_cnt.name),
-      Maps.tenet_steer_cnt.key,
-      Maps.tenet_steer_cnt.value,
-    );
+    this.portCtrs = openPinnedPerCpu(pinRoot, Maps.tenet_port_ctrs);
+    this.steerCtrs = openPinnedPerCpu(pinRoot, Maps.tenet_steer_cnt);
   }
 
   get moves(): number {
